@@ -1,0 +1,70 @@
+"""The control-plane ASGI app (served by Granian with `factory=True`)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from control import db, settings
+from control.context import AppContext, context
+from control.errors import ApiError
+from control.http import json_response, on_api_error, on_http_exception, on_unexpected
+from control.links import api as links_api
+from control.openapi import document
+
+OPERATIONS = [*links_api.OPERATIONS]
+log = logging.getLogger("ricochet.control")
+
+
+async def livez(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    ctx = context(request)
+    try:
+        async with ctx.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # readiness reports, it does not crash
+        return json_response({"status": "unavailable", "database": str(exc)[:200]}, 503)
+    return json_response({"status": "ok"})
+
+
+def create_app(config: settings.ControlSettings | None = None) -> Starlette:
+    cfg = config or settings.load()
+    spec = document(OPERATIONS, "Ricochet management API", "1")
+
+    async def openapi(request: Request) -> Response:
+        return json_response(spec)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppContext]]:
+        engine = db.create_engine(cfg.sqlalchemy_url, cfg.db_pool_size)
+        try:
+            yield {"ctx": AppContext(cfg, engine, db.session_factory(engine))}
+        finally:
+            await engine.dispose()
+
+    routes = [
+        Route("/_/livez", livez),
+        Route("/_/readyz", readyz),
+        Route("/api/v1/openapi.json", openapi),
+        *(op.route() for op in OPERATIONS),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            ApiError: on_api_error,
+            HTTPException: on_http_exception,
+            Exception: on_unexpected,
+        },
+    )

@@ -1,0 +1,85 @@
+"""msgspec at the HTTP boundary: decode requests into structs, encode responses, problems."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, TypeVar
+
+import msgspec
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from control.errors import ApiError, Internal, MethodNotAllowed, NotFound
+
+T = TypeVar("T")
+log = logging.getLogger("ricochet.control")
+_encoder = msgspec.json.Encoder()
+PROBLEM_BASE = "https://ricochet.dev/problems/"
+MAX_BODY = 2 * 1024 * 1024
+
+
+async def read_json(request: Request, type_: type[T]) -> T:
+    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise ApiError.unsupported_media_type()
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise ApiError.validation(f"The request body exceeds {MAX_BODY} bytes.")
+    return decode(body, type_)
+
+
+def decode(body: bytes, type_: type[T]) -> T:
+    try:
+        return msgspec.json.decode(body, type=type_)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        field = None
+        if " - at `$." in text:
+            text, _, where = text.rpartition(" - at `$.")
+            field = where.rstrip("`")
+        raise ApiError.validation(text, field) from None
+    except msgspec.DecodeError as exc:
+        raise ApiError.malformed_json(str(exc)) from None
+
+
+def json_response(
+    content: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(_encoder.encode(content), status, headers, media_type="application/json")
+
+
+def problem_response(error: ApiError, instance: str | None = None) -> Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + error.code,
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+        "code": error.code,
+        **error.extra,
+    }
+    if instance:
+        body["instance"] = instance
+    return Response(_encoder.encode(body), error.status, media_type="application/problem+json")
+
+
+async def on_api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return problem_response(exc, request.url.path)
+
+
+async def on_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        error: ApiError = NotFound("route_not_found", f"No route for {request.url.path}.")
+    elif exc.status_code == 405:
+        error = MethodNotAllowed("method_not_allowed", f"{request.method} is not allowed here.")
+    else:
+        error = ApiError("http_error", str(exc.detail))
+        error.status = exc.status_code
+    return problem_response(error, request.url.path)
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(Internal("internal_error", "Something went wrong on our side."))

@@ -1,0 +1,133 @@
+"""Ingest: the `ingest` consumer group on every `clicks:{n}` shard, into PostgreSQL.
+
+Order of operations is what makes it lossless and duplicate-free: insert (idempotent on the
+click id) and commit, then XACK. A crash between the two re-delivers entries whose rows are
+already there, and ON CONFLICT DO NOTHING makes the second insert a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from control.clicks import repository as clicks
+from control.settings import ControlSettings
+from shared.clicks import BATCH_FIELD, ClickEvent, decode_batch
+from shared.keys import INGEST_GROUP, click_streams
+
+DEAD_STREAM = "clicks:dead"
+CLAIM_IDLE_MS = 60_000  # entries a crashed consumer held this long are taken over
+log = logging.getLogger("ricochet.ingest")
+
+# redis-py types stream replies loosely; these are the RESP2 shapes we rely on.
+Entries = list[tuple[bytes, dict[bytes, bytes] | None]]
+
+
+class Ingest:
+    def __init__(self, settings: ControlSettings, engine: AsyncEngine, redis: Redis, consumer: str):
+        self.settings = settings
+        self.engine = engine
+        self.redis = redis
+        self.consumer = consumer
+        self.streams = click_streams(settings.click_shards)
+        self.stored = 0
+        self._last_claim = 0.0
+
+    async def ensure_groups(self) -> None:
+        for stream in self.streams:
+            # From "0", not "$": clicks the edge wrote before any ingest existed still count.
+            with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
+                await self.redis.xgroup_create(stream, INGEST_GROUP, id="0", mkstream=True)
+
+    async def process(self, stream: str, entries: Entries) -> int:
+        events: list[ClickEvent] = []
+        ids: list[bytes] = []
+        for entry_id, fields in entries:
+            ids.append(entry_id)
+            if not fields:  # trimmed or deleted while pending
+                continue
+            try:
+                events.extend(decode_batch(fields[BATCH_FIELD]))
+            except (KeyError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+                # Never drop silently: park the undecodable entry where operators can see it.
+                log.error("undecodable entry %s on %s: %s", entry_id, stream, exc)
+                dead: dict[Any, Any] = dict(fields)
+                dead.update(
+                    {b"stream": stream.encode(), b"entry": entry_id, b"error": str(exc).encode()}
+                )
+                await self.redis.xadd(DEAD_STREAM, dead)
+        async with self.engine.begin() as conn:
+            inserted = await clicks.store(conn, events)
+        if ids:
+            await self.redis.xack(stream, INGEST_GROUP, *ids)
+        self.stored += inserted
+        return inserted
+
+    async def recover_own_pending(self) -> None:
+        """After a restart under the same consumer name, finish what was read but not acked."""
+        for stream in self.streams:
+            while True:
+                reply: Any = await self.redis.xreadgroup(
+                    INGEST_GROUP, self.consumer, {stream: "0"}, count=self.settings.ingest_batch
+                )
+                entries = reply[0][1] if reply else []
+                if not entries:
+                    break
+                await self.process(stream, entries)
+
+    async def claim_abandoned(self) -> None:
+        for stream in self.streams:
+            start = "0-0"
+            while True:
+                reply: Any = await self.redis.xautoclaim(
+                    stream,
+                    INGEST_GROUP,
+                    self.consumer,
+                    CLAIM_IDLE_MS,
+                    start,
+                    count=self.settings.ingest_batch,
+                )
+                start, entries = reply[0], reply[1]
+                if entries:
+                    await self.process(stream, entries)
+                if not entries or start in (b"0-0", "0-0"):
+                    break
+
+    async def step(self) -> int:
+        if time.monotonic() - self._last_claim > CLAIM_IDLE_MS / 2000:
+            self._last_claim = time.monotonic()
+            await self.claim_abandoned()
+        reply: Any = await self.redis.xreadgroup(
+            INGEST_GROUP,
+            self.consumer,
+            {s: ">" for s in self.streams},
+            count=self.settings.ingest_batch,
+            block=self.settings.ingest_block_ms,
+        )
+        stored = 0
+        for stream, entries in reply or []:
+            name = stream.decode() if isinstance(stream, bytes) else stream
+            stored += await self.process(name, entries)
+        return stored
+
+    async def run(self, stop: asyncio.Event, on_ready: Callable[[], None] | None = None) -> None:
+        await self.ensure_groups()
+        await self.recover_own_pending()
+        if on_ready:
+            on_ready()
+        while not stop.is_set():
+            try:
+                await self.step()
+            except Exception:
+                log.exception("ingest step failed; retrying")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)

@@ -1,0 +1,30 @@
+"""All SQL for the transactional outbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from control.outbox.models import OutboxMessage
+
+NOTIFY_CHANNEL = "ricochet_outbox"
+
+
+async def add(session: AsyncSession, topic: str, payload: dict[str, Any]) -> None:
+    """Queue a message in the caller's transaction; it exists only if that transaction commits."""
+    await session.execute(insert(OutboxMessage).values(topic=topic, payload=payload))
+
+
+async def next_batch(conn: AsyncConnection, limit: int) -> list[tuple[int, str, dict[str, Any]]]:
+    rows = await conn.execute(
+        select(OutboxMessage.id, OutboxMessage.topic, OutboxMessage.payload)
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def remove(conn: AsyncConnection, ids: list[int]) -> None:
+    await conn.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(ids)))

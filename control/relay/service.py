@@ -1,0 +1,87 @@
+"""The relay: reads committed outbox rows in order and applies them outside any transaction.
+
+One relay leads at a time (a PostgreSQL advisory lock), so messages apply in commit order;
+others wait as standbys. LISTEN/NOTIFY wakes the leader the moment a writer commits, with a
+slow poll as a safety net. A row is deleted only after its effect is applied: at-least-once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import psycopg
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from control.links import projection
+from control.outbox import repository as outbox
+from control.relay.projector import Projector
+from control.settings import ControlSettings
+
+LEADER_LOCK = 7460002
+log = logging.getLogger("ricochet.relay")
+
+
+class Relay:
+    def __init__(self, settings: ControlSettings, engine: AsyncEngine, redis: Redis) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.projector = Projector(redis)
+        self.relayed = 0
+
+    async def drain(self) -> int:
+        """Apply every pending message; returns how many were applied."""
+        done = 0
+        while True:
+            async with self.engine.connect() as conn:
+                batch = await outbox.next_batch(conn, self.settings.relay_batch)
+            if not batch:
+                return done
+            projections = [payload for _, topic, payload in batch if topic == projection.TOPIC]
+            unknown = {topic for _, topic, _ in batch if topic != projection.TOPIC}
+            if unknown:
+                # A newer control plane wrote topics this relay cannot apply: stop rather than
+                # drop them; a relay of the matching version will pick them up.
+                raise RuntimeError(f"outbox has topics this relay does not know: {sorted(unknown)}")
+            await self.projector.apply(projections)
+            async with self.engine.begin() as conn:
+                await outbox.remove(conn, [row_id for row_id, _, _ in batch])
+            done += len(batch)
+            self.relayed += len(batch)
+
+    async def run(self, stop: asyncio.Event, on_ready: Callable[[], None] | None = None) -> None:
+        async with await psycopg.AsyncConnection.connect(
+            self.settings.libpq_url, autocommit=True
+        ) as listener:
+            while not stop.is_set():
+                row = await (
+                    await listener.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,))
+                ).fetchone()
+                if row and row[0]:
+                    break
+                log.info("another relay leads; standing by")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 2.0)
+            if stop.is_set():
+                return
+            await listener.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
+            log.info("relay leading")
+            if on_ready:
+                on_ready()
+            while not stop.is_set():
+                try:
+                    await self.drain()
+                except Exception:
+                    log.exception("relay pass failed; retrying")
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 1.0)
+                    continue
+                await self._wait(listener, stop)
+
+    async def _wait(self, listener: psycopg.AsyncConnection, stop: asyncio.Event) -> None:
+        # Returns on the first NOTIFY or after the poll interval; shutdown waits at most that.
+        async for _ in listener.notifies(timeout=self.settings.relay_poll_s, stop_after=1):
+            pass

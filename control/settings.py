@@ -1,0 +1,57 @@
+"""Control-plane settings: one frozen object per process, read once at start."""
+
+from __future__ import annotations
+
+import msgspec
+
+from shared.settings import load_settings
+
+
+class ControlSettings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str
+    redis_url: str
+    # Pepper for API-key HMACs and signed cookies. Changing it invalidates every API key.
+    secret_key: str
+    control_host: str = "127.0.0.1"
+    control_port: int = 8401
+    control_workers: int = 1
+    default_domain: str = "localhost"
+    short_url_scheme: str = "https"
+    short_url_port: int | None = None
+    click_shards: int = 4
+    db_pool_size: int = 10
+    ingest_batch: int = 200  # stream entries per read; each entry is a batch of clicks
+    ingest_block_ms: int = 1000
+    relay_batch: int = 500
+    relay_poll_s: float = 1.0  # fallback poll; LISTEN/NOTIFY wakes the relay at once
+    log_level: str = "info"
+
+    def validate(self) -> list[str]:
+        problems = []
+        if not self.database_url.startswith(
+            ("postgresql://", "postgres://", "postgresql+psycopg://")
+        ):
+            problems.append("RICOCHET_DATABASE_URL must be a postgresql:// URL")
+        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            problems.append("RICOCHET_REDIS_URL must be a redis:// URL")
+        if len(self.secret_key) < 32:
+            problems.append("RICOCHET_SECRET_KEY must be at least 32 characters")
+        if self.short_url_scheme not in ("http", "https"):
+            problems.append("RICOCHET_SHORT_URL_SCHEME must be http or https")
+        if not 1 <= self.click_shards <= 256:
+            problems.append("RICOCHET_CLICK_SHARDS must be between 1 and 256")
+        return problems
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        _, _, rest = self.database_url.partition("://")
+        return f"postgresql+psycopg://{rest}"
+
+    @property
+    def libpq_url(self) -> str:
+        _, _, rest = self.database_url.partition("://")
+        return f"postgresql://{rest}"
+
+
+def load() -> ControlSettings:
+    return load_settings(ControlSettings)

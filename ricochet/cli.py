@@ -1,0 +1,276 @@
+"""The `ricochet` command: every process and operator action, as noun-verb groups."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from shared.settings import SettingsError
+
+
+def _fail_on_settings(fn: Any) -> Any:
+    """Turn configuration errors into a clear message and exit code 2, not a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SettingsError as exc:
+            click.echo(f"ricochet: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ricochet")
+def main() -> None:
+    """Ricochet: branded short links at scale.
+
+    Configuration comes from RICOCHET_* environment variables (see the README); any
+    variable may instead be read from a file named by its *_FILE twin.
+    """
+
+
+# -- processes -------------------------------------------------------------------------
+
+
+def _serve(target: str, host: str, port: int, workers: int) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+
+    Granian(
+        target,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        loop=Loops.uvloop,
+        factory=True,
+        log_access=False,
+        backlog=2048,
+    ).serve()
+
+
+@main.command()
+@_fail_on_settings
+def edge() -> None:
+    """Serve the redirect edge (RICOCHET_EDGE_HOST/PORT/WORKERS)."""
+    from edge.settings import load
+
+    cfg = load()
+    _serve("edge.app:create_app", cfg.edge_host, cfg.edge_port, cfg.edge_workers)
+
+
+@main.command()
+@_fail_on_settings
+def control() -> None:
+    """Serve the control plane: management API (RICOCHET_CONTROL_HOST/PORT/WORKERS)."""
+    from control.settings import load
+
+    cfg = load()
+    _serve("control.app:create_app", cfg.control_host, cfg.control_port, cfg.control_workers)
+
+
+@main.command()
+@click.option("--ready-file", type=click.Path(path_type=Path), hidden=True)
+@_fail_on_settings
+def relay(ready_file: Path | None) -> None:
+    """Relay committed outbox rows to Redis (projection + cache invalidation)."""
+    from control.settings import load
+    from ricochet.runner import configure_logging, ready_marker, run_service
+
+    cfg = load()
+    configure_logging(cfg.log_level)
+
+    async def run(stop: asyncio.Event) -> None:
+        from redis.asyncio import Redis
+
+        from control.db import create_engine
+        from control.relay.service import Relay
+
+        engine = create_engine(cfg.sqlalchemy_url, 2)
+        redis = Redis.from_url(cfg.redis_url)
+        try:
+            await Relay(cfg, engine, redis).run(stop, ready_marker(ready_file))
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    run_service(run)
+
+
+@main.command()
+@click.option(
+    "--consumer",
+    default=None,
+    help="Consumer name in the group; keep it stable across restarts [host name].",
+)
+@click.option("--ready-file", type=click.Path(path_type=Path), hidden=True)
+@_fail_on_settings
+def ingest(consumer: str | None, ready_file: Path | None) -> None:
+    """Store clicks from the click streams into PostgreSQL."""
+    from control.settings import load
+    from ricochet.runner import configure_logging, ready_marker, run_service
+
+    cfg = load()
+    configure_logging(cfg.log_level)
+    name = consumer or socket.gethostname()
+
+    async def run(stop: asyncio.Event) -> None:
+        from redis.asyncio import Redis
+
+        from control.db import create_engine
+        from control.ingest.consumer import Ingest
+
+        engine = create_engine(cfg.sqlalchemy_url, 2)
+        redis = Redis.from_url(cfg.redis_url)
+        try:
+            await Ingest(cfg, engine, redis, name).run(stop, ready_marker(ready_file))
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    run_service(run)
+
+
+@main.command()
+@click.option(
+    "--database-url",
+    envvar="RICOCHET_DATABASE_URL",
+    required=True,
+    help="PostgreSQL URL [RICOCHET_DATABASE_URL].",
+)
+def migrate(database_url: str) -> None:
+    """Apply database migrations (safe to run concurrently and repeatedly)."""
+    from control.migrate import upgrade
+
+    upgrade(database_url)
+    click.echo("migrations applied")
+
+
+@main.command()
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path),
+    envvar="RICOCHET_HOME",
+    default=".ricochet",
+    show_default=True,
+    help="Where embedded servers keep data, logs and dev.json [RICOCHET_HOME].",
+)
+@click.option("--edge-port", type=int, envvar="RICOCHET_EDGE_PORT", default=8400, show_default=True)
+@click.option(
+    "--control-port", type=int, envvar="RICOCHET_CONTROL_PORT", default=8401, show_default=True
+)
+def up(home: Path, edge_port: int, control_port: int) -> None:
+    """Run the whole system locally, on embedded PostgreSQL and Redis unless
+    RICOCHET_DATABASE_URL / RICOCHET_REDIS_URL are set. Ctrl-C stops everything."""
+    from ricochet.up import Stack
+
+    sys.exit(Stack(home.resolve(), edge_port, control_port).run())
+
+
+# -- operator actions ------------------------------------------------------------------
+
+
+def _control_settings() -> Any:
+    from control.settings import load
+
+    return load()
+
+
+def _in_session(work: Any) -> Any:
+    """Run `work(session, settings)` in one committed transaction."""
+    from control.db import create_engine, session_factory
+
+    cfg = _control_settings()
+
+    async def go() -> Any:
+        engine = create_engine(cfg.sqlalchemy_url, 1)
+        try:
+            async with session_factory(engine).begin() as session:
+                return await work(session, cfg)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+@main.group()
+def workspace() -> None:
+    """Workspaces: the unit that owns links, keys and domains."""
+
+
+@workspace.command("create")
+@click.argument("name")
+@click.option("--organization", help="Organization name [same as the workspace].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_fail_on_settings
+def workspace_create(name: str, organization: str | None, as_json: bool) -> None:
+    """Create a workspace NAME in a new organization."""
+    from control.workspaces import service
+
+    async def work(session: Any, cfg: Any) -> dict[str, str]:
+        ws = await service.create(session, name, organization)
+        return {
+            "workspace_id": str(ws.id),
+            "organization_id": str(ws.organization_id),
+            "name": ws.name,
+        }
+
+    out = _in_session(work)
+    click.echo(json.dumps(out) if as_json else f"workspace {out['workspace_id']} ({name})")
+
+
+@main.group("api-key")
+def api_key() -> None:
+    """Workspace API keys (shown once, stored as HMAC hashes)."""
+
+
+@api_key.command("create")
+@click.option("--workspace", "workspace_id", required=True, help="Workspace id.")
+@click.option("--name", default="cli", show_default=True, help="A label to tell keys apart.")
+@click.option(
+    "--scope", "scopes", multiple=True, help="Scope such as links:write (repeatable) [all scopes]."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_fail_on_settings
+def api_key_create(workspace_id: str, name: str, scopes: tuple[str, ...], as_json: bool) -> None:
+    """Create an API key; the key is printed once and cannot be shown again."""
+    import uuid
+
+    from control.errors import ApiError
+    from control.keys import service
+    from control.workspaces import repository as workspaces
+
+    try:
+        ws_id = uuid.UUID(workspace_id)
+    except ValueError:
+        raise click.BadParameter("not a workspace id", param_hint="--workspace") from None
+
+    async def work(session: Any, cfg: Any) -> dict[str, Any]:
+        if await workspaces.get(session, ws_id) is None:
+            raise click.BadParameter("no such workspace", param_hint="--workspace")
+        row, key = await service.create(session, cfg.secret_key, ws_id, name, list(scopes) or None)
+        return {"id": str(row.id), "key": key, "prefix": row.prefix, "scopes": row.scopes}
+
+    try:
+        out = _in_session(work)
+    except ApiError as exc:
+        raise click.UsageError(exc.detail) from None
+    if as_json:
+        click.echo(json.dumps(out))
+    else:
+        click.echo(out["key"])
+        click.echo(f"(key id {out['id']}; store it now, it is not shown again)", err=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Click events: captured by the edge, batched into `clicks:{n}` streams, stored by ingest.
+
+One stream entry carries a whole batch (field `b`, a msgpack array of events), which keeps
+XADD and XREADGROUP round trips per click tiny. Fields are append-only with defaults.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+BATCH_FIELD = b"b"
+
+
+class ClickEvent(msgspec.Struct, array_like=True, frozen=True):
+    id: str  # UUIDv7 hex, minted by the edge: the idempotency key of the click
+    ts_ms: int  # Unix milliseconds at the edge
+    link_id: str
+    workspace_id: str
+    domain_id: str
+    touch: str = "link"  # "link" or "qr"
+    user_agent: str = ""
+    referrer: str = ""
+    country: str = ""
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(list[ClickEvent])
+
+
+def encode_batch(events: list[ClickEvent]) -> bytes:
+    return _encoder.encode(events)
+
+
+def decode_batch(data: bytes) -> list[ClickEvent]:
+    return _decoder.decode(data)
