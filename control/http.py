@@ -38,6 +38,9 @@ def decode(body: bytes, type_: type[T]) -> T:
         if " - at `$." in text:
             text, _, where = text.rpartition(" - at `$.")
             field = where.rstrip("`")
+        if text.startswith(("Object missing required field `", "Object contains unknown field `")):
+            inner = text.split("`")[1]
+            field = f"{field}.{inner}" if field else inner
         raise ApiError.validation(text, field) from None
     except msgspec.DecodeError as exc:
         raise ApiError.malformed_json(str(exc)) from None

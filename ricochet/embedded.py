@@ -132,8 +132,8 @@ class EmbeddedPostgres:
             ],
             capture_output=True,
             text=True,
-            user=self._user(),
             check=False,
+            **procs.as_user(self._user()),
         )
         if result.returncode != 0:
             raise EmbeddedError(f"initdb failed:\n{result.stderr or result.stdout}")

@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -49,10 +50,23 @@ def spawn(
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
-            user=user,
             cwd=cwd,
+            **as_user(user),
             preexec_fn=die_with_parent(death_signal),
         )
+
+
+def as_user(user: str | None) -> dict[str, Any]:
+    """Popen arguments to run as `user` with only that user's primary group.
+
+    Keeping root's groups would make root-group directory modes apply to the child.
+    """
+    if user is None:
+        return {}
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

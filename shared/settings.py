@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_type_hints
 
 import msgspec
 
@@ -32,54 +32,46 @@ def env_name(field: str) -> str:
     return PREFIX + field.upper()
 
 
-def _raw_values(
-    cls: type[msgspec.Struct], environ: Mapping[str, str]
-) -> tuple[dict[str, Any], list[str]]:
-    values: dict[str, Any] = {}
-    problems: list[str] = []
-    for field in msgspec.structs.fields(cls):
-        name = env_name(field.name)
-        file_name = name + "_FILE"
-        if name in environ and file_name in environ:
-            problems.append(f"{name} and {file_name} are both set; set only one")
-        elif name in environ:
-            values[field.name] = environ[name]
-        elif file_name in environ:
-            try:
-                values[field.name] = Path(environ[file_name]).read_text().strip()
-            except OSError as exc:
-                problems.append(f"{file_name}: cannot read {environ[file_name]!r} ({exc.strerror})")
-    return values, problems
+def _raw(name: str, env: Mapping[str, str], problems: list[str]) -> str | None:
+    # Empty means unset, so that `RICOCHET_X=` in a shell does not become "" silently.
+    direct = env.get(name) or None
+    file_name = name + "_FILE"
+    path = env.get(file_name) or None
+    if direct is not None and path is not None:
+        problems.append(f"{name} and {file_name} are both set; set only one")
+        return None
+    if path is None:
+        return direct
+    try:
+        return Path(path).read_text(encoding="utf-8").strip() or None
+    except OSError as exc:
+        problems.append(f"{file_name}: cannot read {path!r} ({exc.strerror})")
+    except UnicodeDecodeError:
+        problems.append(f"{file_name}: {path!r} is not UTF-8 text")
+    return None
 
 
 def load_settings(cls: type[S], environ: Mapping[str, str] | None = None) -> S:
     """Build `cls` from the environment; raise `SettingsError` listing every problem."""
     env = os.environ if environ is None else environ
-    values, problems = _raw_values(cls, env)
-    # Empty strings mean "unset" so that `RICOCHET_X=` in a shell does not become "" silently.
-    values = {k: v for k, v in values.items() if v != ""}
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for field in msgspec.structs.fields(cls):
+        name = env_name(field.name)
+        raw = _raw(name, env, problems)
+        if raw is None:
+            if field.required and not any(p.startswith(name) for p in problems):
+                problems.append(f"{name} is required")
+            continue
+        try:
+            values[field.name] = msgspec.convert(raw, hints[field.name], strict=False)
+        except msgspec.ValidationError as exc:
+            problems.append(f"{name}: {str(exc).split(' - at ')[0]} (got {raw!r})")
     if problems:
         raise SettingsError(problems)
-    try:
-        settings = msgspec.convert(values, cls, strict=False)
-    except msgspec.ValidationError as exc:
-        raise SettingsError([_explain(exc)]) from None
+    settings = cls(**values)
     check = getattr(settings, "validate", None)
-    if callable(check):
-        more = check()
-        if more:
-            raise SettingsError(list(more))
+    if callable(check) and (more := check()):
+        raise SettingsError(list(more))
     return settings
-
-
-def _explain(exc: msgspec.ValidationError) -> str:
-    # msgspec says e.g. "Expected `int`, got `str` - at `$.edge_port`"; name the variable.
-    text = str(exc)
-    head, sep, where = text.rpartition(" - at `$.")
-    if sep:
-        field = where.rstrip("`").split(".")[0].split("[")[0]
-        return f"{env_name(field)}: {head}"
-    if text.startswith("Object missing required field `"):
-        field = text.split("`")[1]
-        return f"{env_name(field)} is required"
-    return text

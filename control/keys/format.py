@@ -37,8 +37,10 @@ def generate() -> str:
 def well_formed(key: str) -> bool:
     if not key.startswith(PREFIX) or len(key) != len(PREFIX) + _BODY_LEN + _CHECK_LEN:
         return False
-    body, check = key[len(PREFIX) : -_CHECK_LEN], key[-_CHECK_LEN:]
-    return all(c in _ALPHABET for c in body) and hmac.compare_digest(_checksum(body), check)
+    body = key[len(PREFIX) : -_CHECK_LEN]
+    if not all(c in _ALPHABET for c in key[len(PREFIX) :]):  # also rules out non-ASCII
+        return False
+    return hmac.compare_digest(_checksum(body).encode(), key[-_CHECK_LEN:].encode())
 
 
 def digest(secret_key: str, key: str) -> bytes:

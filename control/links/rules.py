@@ -83,6 +83,11 @@ def normalise_destination(raw: str) -> str:
         raise ApiError.invalid_destination(f"The destination is not a valid URL ({exc}).") from None
     if not host:
         raise ApiError.invalid_destination("The destination has no host.")
+    if port == 0:
+        raise ApiError.invalid_destination("The destination port 0 is not valid.")
+    if parts.netloc.rsplit("@", 1)[-1].startswith("[") and ":" not in host:
+        # `[v1.x]` (IPvFuture) would otherwise lose its brackets and become a host name.
+        raise ApiError.invalid_destination(f"The destination host {host!r} is not valid.")
     if parts.username is not None or parts.password is not None:
         # `https://bank.com@evil.example/` reads as bank.com to people: refuse it.
         raise ApiError.invalid_destination("The destination must not carry credentials.")
@@ -105,6 +110,8 @@ def normalise_destination(raw: str) -> str:
 
 
 def normalise_slug(raw: str) -> str:
+    if not raw.isascii():  # before lower(): it maps e.g. U+212A KELVIN SIGN to "k"
+        raise ApiError.invalid_slug("A slug uses a-z, 0-9, '-' and '_' only.")
     slug = raw.strip().lower()
     if not slug:
         raise ApiError.invalid_slug("The slug is empty.")

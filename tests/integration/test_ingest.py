@@ -1,0 +1,131 @@
+"""Click streams -> ingest -> PostgreSQL: exactly once, whatever is re-delivered."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import psycopg
+
+from control.ingest.consumer import DEAD_STREAM, Ingest
+from control.settings import ControlSettings
+from shared.clicks import BATCH_FIELD, ClickEvent, encode_batch
+from shared.ids import uuid7
+from shared.keys import INGEST_GROUP, click_stream
+from tests.integration.conftest import resources, run
+
+LINK = str(uuid.uuid4())
+
+
+def _event(link_id: str = LINK) -> ClickEvent:
+    return ClickEvent(
+        id=uuid7().hex,
+        ts_ms=int(time.time() * 1000),
+        link_id=link_id,
+        workspace_id=str(uuid.uuid4()),
+        domain_id=str(uuid.uuid4()),
+        user_agent="Mozilla/5.0",
+        referrer="https://news.example/",
+    )
+
+
+def _count(settings: ControlSettings, sql: str) -> int:
+    with psycopg.connect(settings.libpq_url) as conn:
+        row = conn.execute(sql).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def test_batches_on_every_shard_are_stored_and_counted(control_settings: ControlSettings) -> None:
+    events = [_event() for _ in range(40)]
+
+    async def go() -> None:
+        async with resources(control_settings) as (engine, redis):
+            ingest = Ingest(control_settings, engine, redis, "t")
+            await ingest.ensure_groups()
+            for shard in range(control_settings.click_shards):
+                chunk = events[shard * 10 : (shard + 1) * 10]
+                await redis.xadd(click_stream(shard), {BATCH_FIELD: encode_batch(chunk)})
+            while ingest.stored < 40:
+                await ingest.step()
+
+    run(go())
+
+    assert _count(control_settings, "SELECT count(*) FROM clicks") == 40
+    assert _count(control_settings, f"SELECT clicks FROM link_stats WHERE link_id = '{LINK}'") == 40
+
+
+def test_redelivered_clicks_are_stored_once(control_settings: ControlSettings) -> None:
+    events = [_event() for _ in range(5)]
+
+    async def go() -> int:
+        async with resources(control_settings) as (engine, redis):
+            ingest = Ingest(control_settings, engine, redis, "t")
+            await ingest.ensure_groups()
+            # The edge retried a flush whose first XADD had in fact succeeded.
+            for _ in range(2):
+                await redis.xadd(click_stream(0), {BATCH_FIELD: encode_batch(events)})
+            for _ in range(3):
+                await ingest.step()
+            return ingest.stored
+
+    assert run(go()) == 5
+    assert _count(control_settings, "SELECT count(*) FROM clicks") == 5
+    assert _count(control_settings, f"SELECT clicks FROM link_stats WHERE link_id = '{LINK}'") == 5
+
+
+def test_entries_read_but_not_acked_are_finished_after_a_restart(
+    control_settings: ControlSettings,
+) -> None:
+    events = [_event() for _ in range(7)]
+
+    async def go() -> tuple[int, int]:
+        async with resources(control_settings) as (engine, redis):
+            await Ingest(control_settings, engine, redis, "same").ensure_groups()
+            await redis.xadd(click_stream(1), {BATCH_FIELD: encode_batch(events)})
+            # A consumer read the entry, then died before storing or acking it.
+            await redis.xreadgroup(INGEST_GROUP, "same", {click_stream(1): ">"})
+            restarted = Ingest(control_settings, engine, redis, "same")
+            await restarted.recover_own_pending()
+            pending = await redis.xpending(click_stream(1), INGEST_GROUP)
+            return restarted.stored, pending["pending"]
+
+    assert run(go()) == (7, 0)
+    assert _count(control_settings, "SELECT count(*) FROM clicks") == 7
+
+
+def test_entries_of_a_dead_consumer_are_claimed(control_settings: ControlSettings) -> None:
+    events = [_event() for _ in range(3)]
+
+    async def go() -> int:
+        async with resources(control_settings) as (engine, redis):
+            await Ingest(control_settings, engine, redis, "x").ensure_groups()
+            await redis.xadd(click_stream(2), {BATCH_FIELD: encode_batch(events)})
+            await redis.xreadgroup(INGEST_GROUP, "dead-host", {click_stream(2): ">"})
+            survivor = Ingest(control_settings, engine, redis, "survivor")
+            import control.ingest.consumer as consumer
+
+            original = consumer.CLAIM_IDLE_MS
+            consumer.CLAIM_IDLE_MS = 0  # treat any idle time as abandoned for this test
+            try:
+                await survivor.claim_abandoned()
+            finally:
+                consumer.CLAIM_IDLE_MS = original
+            return survivor.stored
+
+    assert run(go()) == 3
+
+
+def test_undecodable_entry_is_parked_not_dropped(control_settings: ControlSettings) -> None:
+    async def go() -> tuple[int, int]:
+        async with resources(control_settings) as (engine, redis):
+            ingest = Ingest(control_settings, engine, redis, "t")
+            await ingest.ensure_groups()
+            await redis.xadd(click_stream(0), {BATCH_FIELD: b"\xc1 not msgpack"})
+            await redis.xadd(click_stream(0), {BATCH_FIELD: encode_batch([_event()])})
+            for _ in range(2):
+                await ingest.step()
+            pending = await redis.xpending(click_stream(0), INGEST_GROUP)
+            return await redis.xlen(DEAD_STREAM), pending["pending"]
+
+    assert run(go()) == (1, 0)
+    assert _count(control_settings, "SELECT count(*) FROM clicks") == 1
