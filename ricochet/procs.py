@@ -51,6 +51,9 @@ def spawn(
             stderr=subprocess.STDOUT,
             env=env,
             cwd=cwd,
+            # Own session: a terminal's Ctrl-C reaches only the supervisor, which then stops
+            # children in order (edge before Redis, so the click buffer drains).
+            start_new_session=True,
             **as_user(user),
             preexec_fn=die_with_parent(death_signal),
         )

@@ -66,8 +66,12 @@ class Up:
         return psutil.Process(self.proc.pid).children(recursive=True)
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 60) -> int:
+        """SIGINT goes to the whole process group, as a terminal's Ctrl-C does."""
         assert self.proc is not None
-        self.proc.send_signal(sig)
+        if sig == signal.SIGINT:
+            os.killpg(self.proc.pid, sig)
+        else:
+            self.proc.send_signal(sig)
         return self.proc.wait(timeout)
 
 
