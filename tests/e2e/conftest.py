@@ -47,6 +47,7 @@ class Up:
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, like a shell job
             )
         deadline = time.monotonic() + timeout
         dev_json = self.home / "dev.json"
