@@ -42,7 +42,8 @@ async def redirect(request: Request) -> Response:
     record = await state.resolver.resolve(host, request.path_params["slug"].lower())
     if record is None:
         return _NOT_FOUND
-    if state.settings.capture:
+    # HEAD is what link unfurlers and uptime checks send; only GET is a visit.
+    if state.settings.capture and request.method == "GET":
         headers = request.headers
         state.capture.record(
             ClickEvent(

@@ -6,7 +6,6 @@ import datetime as dt
 import uuid
 from collections import Counter
 
-from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -51,11 +50,3 @@ async def store(conn: AsyncConnection, events: list[ClickEvent]) -> int:
         )
     return sum(per_link.values())
 
-
-async def count_for_link(conn: AsyncConnection, link_id: uuid.UUID) -> int:
-    from sqlalchemy import select
-
-    result = await conn.execute(
-        select(func.count()).select_from(Click).where(Click.link_id == link_id)
-    )
-    return int(result.scalar_one())

@@ -131,3 +131,12 @@ def test_ops_endpoints_answer(control_settings, store) -> None:  # type: ignore[
         ready = edge.get("/_/readyz")
     assert ready.status_code == 200
     assert ready.json()["status"] == "ok"
+
+
+def test_head_request_redirects_without_counting_a_click(control_settings, store) -> None:  # type: ignore[no-untyped-def]
+    _project(store, "sho.rt", "launch", RECORD)
+
+    with _edge(control_settings) as edge:
+        assert edge.head("/launch").status_code == 302
+
+    assert _stream_events(store) == []
