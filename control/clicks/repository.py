@@ -49,4 +49,3 @@ async def store(conn: AsyncConnection, events: list[ClickEvent]) -> int:
             )
         )
     return sum(per_link.values())
-
