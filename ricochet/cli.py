@@ -79,11 +79,11 @@ def control() -> None:
     _serve("control.app:create_app", cfg.control_host, cfg.control_port, cfg.control_workers)
 
 
-@main.command()
-@click.option("--ready-file", type=click.Path(path_type=Path), hidden=True)
-@_fail_on_settings
-def relay(ready_file: Path | None) -> None:
-    """Relay committed outbox rows to Redis (projection + cache invalidation)."""
+def _run_worker(make: Any, ready_file: Path | None) -> None:
+    """Run `make(settings, engine, redis).run(stop, on_ready)` until SIGTERM or SIGINT."""
+    from redis.asyncio import Redis
+
+    from control.db import create_engine
     from control.settings import load
     from ricochet.runner import configure_logging, ready_marker, run_service
 
@@ -91,20 +91,26 @@ def relay(ready_file: Path | None) -> None:
     configure_logging(cfg.log_level)
 
     async def run(stop: asyncio.Event) -> None:
-        from redis.asyncio import Redis
-
-        from control.db import create_engine
-        from control.relay.service import Relay
-
         engine = create_engine(cfg.sqlalchemy_url, 2)
         redis = Redis.from_url(cfg.redis_url)
         try:
-            await Relay(cfg, engine, redis).run(stop, ready_marker(ready_file))
+            await make(cfg, engine, redis).run(stop, ready_marker(ready_file))
         finally:
             await redis.aclose()
             await engine.dispose()
 
     run_service(run)
+
+
+@main.command()
+@click.option("--ready-file", type=click.Path(path_type=Path), hidden=True)
+@_fail_on_settings
+def relay(ready_file: Path | None) -> None:
+    """Relay committed outbox rows to Redis (projection + cache invalidation)."""
+
+    from control.relay.service import Relay
+
+    _run_worker(lambda cfg, engine, redis: Relay(cfg, engine, redis), ready_file)
 
 
 @main.command()
@@ -117,28 +123,11 @@ def relay(ready_file: Path | None) -> None:
 @_fail_on_settings
 def ingest(consumer: str | None, ready_file: Path | None) -> None:
     """Store clicks from the click streams into PostgreSQL."""
-    from control.settings import load
-    from ricochet.runner import configure_logging, ready_marker, run_service
 
-    cfg = load()
-    configure_logging(cfg.log_level)
+    from control.ingest.consumer import Ingest
+
     name = consumer or socket.gethostname()
-
-    async def run(stop: asyncio.Event) -> None:
-        from redis.asyncio import Redis
-
-        from control.db import create_engine
-        from control.ingest.consumer import Ingest
-
-        engine = create_engine(cfg.sqlalchemy_url, 2)
-        redis = Redis.from_url(cfg.redis_url)
-        try:
-            await Ingest(cfg, engine, redis, name).run(stop, ready_marker(ready_file))
-        finally:
-            await redis.aclose()
-            await engine.dispose()
-
-    run_service(run)
+    _run_worker(lambda cfg, engine, redis: Ingest(cfg, engine, redis, name), ready_file)
 
 
 @main.command()

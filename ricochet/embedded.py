@@ -19,6 +19,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import psutil
 
@@ -70,13 +71,32 @@ def _read_port(path: Path) -> int | None:
 
 
 @dataclass
-class EmbeddedPostgres:
+class _Server:
+    """Bookkeeping both servers share: the process we started, or one we adopted."""
+
     home: Path
     durable: bool = True
     port_hint: int | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
     adopted: psutil.Process | None = field(default=None, init=False)
     port: int = field(default=0, init=False)
+    stop_signal: ClassVar[int] = signal.SIGTERM
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            procs.stop(self.proc, self.stop_signal, timeout=20)
+            self.proc = None
+        elif self.adopted is not None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                self.adopted.send_signal(self.stop_signal)
+                self.adopted.wait(20)
+            self.adopted = None
+
+
+@dataclass
+class EmbeddedPostgres(_Server):
+    # SIGINT is PostgreSQL's "fast shutdown": clean, and no waiting for clients.
+    stop_signal: ClassVar[int] = signal.SIGINT
 
     @property
     def data(self) -> Path:
@@ -186,7 +206,6 @@ class EmbeddedPostgres:
                 ]
             if self._user():
                 self._own(self.home / "pg")
-            # SIGINT is PostgreSQL's "fast shutdown": clean, and no waiting for clients.
             self.proc = procs.spawn(
                 argv, log=self.log, user=self._user(), death_signal=signal.SIGINT
             )
@@ -222,26 +241,9 @@ class EmbeddedPostgres:
             if not exists:
                 conn.execute(f'CREATE DATABASE "{name}"')
 
-    def stop(self) -> None:
-        if self.proc is not None:
-            procs.stop(self.proc, signal.SIGINT, timeout=20)
-            self.proc = None
-        elif self.adopted is not None:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                self.adopted.send_signal(signal.SIGINT)
-                self.adopted.wait(20)
-            self.adopted = None
-
 
 @dataclass
-class EmbeddedRedis:
-    home: Path
-    durable: bool = True
-    port_hint: int | None = None
-    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
-    adopted: psutil.Process | None = field(default=None, init=False)
-    port: int = field(default=0, init=False)
-
+class EmbeddedRedis(_Server):
     @property
     def dir(self) -> Path:
         return self.home / "redis"
@@ -298,13 +300,3 @@ class EmbeddedRedis:
         if not procs.wait_port(self.port, time.monotonic() + timeout, self.proc):
             raise EmbeddedError(f"redis-server did not start:\n{procs.tail(self.log)}")
         return self.url()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            procs.stop(self.proc, signal.SIGTERM, timeout=20)
-            self.proc = None
-        elif self.adopted is not None:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                self.adopted.terminate()
-                self.adopted.wait(20)
-            self.adopted = None
