@@ -54,10 +54,16 @@ def all_models() -> MetaData:
     """Import every model module so the metadata is complete (for Alembic)."""
     from control.clicks import models as _clicks
     from control.domains import models as _domains
+    from control.events import models as _events
+    from control.idempotency import models as _idempotency
     from control.keys import models as _keys
     from control.links import models as _links
     from control.outbox import models as _outbox
+    from control.presets import models as _presets
+    from control.spaces import models as _spaces
+    from control.tags import models as _tags
     from control.workspaces import models as _workspaces
 
-    del _clicks, _domains, _keys, _links, _outbox, _workspaces
+    del _clicks, _domains, _events, _idempotency, _keys, _links, _outbox
+    del _presets, _spaces, _tags, _workspaces
     return Base.metadata

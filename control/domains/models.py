@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import ForeignKey
+from sqlalchemy import DateTime, ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column
 
 from control.db import Base, created_column, id_column
@@ -19,3 +19,8 @@ class Domain(Base):
     is_default: Mapped[bool] = mapped_column(default=False)
     status: Mapped[str] = mapped_column(default="verified")  # pending | verified | failed
     created_at: Mapped[dt.datetime] = created_column()
+    # The value the owner publishes in a TXT record to prove control of the name.
+    verification_token: Mapped[str | None]
+    verified_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    checked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    failure_reason: Mapped[str | None]
