@@ -5,20 +5,24 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from control import db, settings
-from control.context import AppContext, context
+from control.context import AppContext, RateLimitHeaders, context
+from control.domains.verify import dns_resolver
 from control.errors import ApiError
 from control.http import json_response, on_api_error, on_http_exception, on_unexpected
 from control.links import api as links_api
 from control.openapi import document
+from control.ratelimit import KeyLimiter
 
 OPERATIONS = [*links_api.OPERATIONS]
 log = logging.getLogger("ricochet.control")
@@ -38,7 +42,8 @@ async def readyz(request: Request) -> Response:
     return json_response({"status": "ok"})
 
 
-def create_app(config: settings.ControlSettings | None = None) -> Starlette:
+def create_app(config: settings.ControlSettings | None = None, resolver: Any = None) -> Starlette:
+    """`resolver` answers TXT look-ups for domain verification (default: DNS)."""
     cfg = config or settings.load()
     spec = document(OPERATIONS, "Ricochet management API", "1")
 
@@ -48,8 +53,16 @@ def create_app(config: settings.ControlSettings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppContext]]:
         engine = db.create_engine(cfg.sqlalchemy_url, cfg.db_pool_size)
+        limiter = (
+            KeyLimiter(cfg.redis_url, cfg.rate_limit_per_minute)
+            if cfg.rate_limit_per_minute > 0
+            else None
+        )
+        ctx = AppContext(
+            cfg, engine, db.session_factory(engine), limiter, resolver or dns_resolver()
+        )
         try:
-            yield {"ctx": AppContext(cfg, engine, db.session_factory(engine))}
+            yield {"ctx": ctx}
         finally:
             await engine.dispose()
 
@@ -61,6 +74,7 @@ def create_app(config: settings.ControlSettings | None = None) -> Starlette:
     ]
     return Starlette(
         routes=routes,
+        middleware=[Middleware(RateLimitHeaders)],
         lifespan=lifespan,
         exception_handlers={
             ApiError: on_api_error,

@@ -18,6 +18,7 @@ class ApiError(Exception):
         self.code = code
         self.detail = detail
         self.extra = extra
+        self.headers: dict[str, str] = {}
 
     # -- named constructors -------------------------------------------------------------
 
@@ -100,9 +101,25 @@ class UnsupportedMediaType(ApiError):
     status, title = 415, "Unsupported media type"
 
 
+class PreconditionFailed(ApiError):
+    status, title = 412, "Precondition failed"
+
+
 class Unprocessable(ApiError):
     status, title = 422, "Unprocessable content"
 
 
 class Internal(ApiError):
     status, title = 500, "Internal server error"
+
+
+class TooManyRequests(ApiError):
+    status, title = 429, "Too many requests"
+
+    @classmethod
+    def rate_limited(cls, retry_after: int, headers: dict[str, str]) -> TooManyRequests:
+        error = cls(
+            "rate_limited", f"Too many requests for this API key; retry in {retry_after} s."
+        )
+        error.headers = {**headers, "retry-after": str(retry_after)}
+        return error

@@ -46,6 +46,28 @@ def decode(body: bytes, type_: type[T]) -> T:
         raise ApiError.malformed_json(str(exc)) from None
 
 
+def read_query(request: Request, type_: type[T]) -> T:
+    """Query parameters into a struct; repeated parameters become lists where the type says."""
+    params: dict[str, Any] = {}
+    for key in request.query_params:
+        values = request.query_params.getlist(key)
+        params[key] = values if len(values) > 1 else values[0]
+    try:
+        return msgspec.convert(params, type_, strict=False)
+    except msgspec.ValidationError as exc:
+        text, _, where = str(exc).rpartition(" - at `$.")
+        if not text:
+            text, where = str(exc), ""
+        field = where.rstrip("`") or None
+        if text.startswith("Object contains unknown field `"):
+            field = text.split("`")[1]
+        raise ApiError("invalid_query", text, **({"field": field} if field else {})) from None
+
+
+def json_bytes(content: Any) -> bytes:
+    return _encoder.encode(content)
+
+
 def json_response(
     content: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
@@ -63,7 +85,12 @@ def problem_response(error: ApiError, instance: str | None = None) -> Response:
     }
     if instance:
         body["instance"] = instance
-    return Response(_encoder.encode(body), error.status, media_type="application/problem+json")
+    return Response(
+        _encoder.encode(body),
+        error.status,
+        headers=error.headers or None,
+        media_type="application/problem+json",
+    )
 
 
 async def on_api_error(request: Request, exc: Exception) -> Response:

@@ -31,7 +31,7 @@ async def create(
     key_scopes: list[str] | None = None,
 ) -> tuple[ApiKey, str]:
     """Store a new key; returns the row and the plaintext key, which is never seen again."""
-    wanted = list(key_scopes or scopes.ALL_SCOPES)
+    wanted = list(key_scopes or scopes.DEFAULT_SCOPES)
     bad = scopes.unknown(wanted)
     if bad:
         raise ApiError.validation(f"Unknown scopes: {', '.join(bad)}", "scopes")

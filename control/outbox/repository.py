@@ -17,6 +17,13 @@ async def add(session: AsyncSession, topic: str, payload: dict[str, Any]) -> Non
     await session.execute(insert(OutboxMessage).values(topic=topic, payload=payload))
 
 
+async def add_many(session: AsyncSession, topic: str, payloads: list[dict[str, Any]]) -> None:
+    if payloads:
+        await session.execute(
+            insert(OutboxMessage), [{"topic": topic, "payload": p} for p in payloads]
+        )
+
+
 async def next_batch(conn: AsyncConnection, limit: int) -> list[tuple[int, str, dict[str, Any]]]:
     rows = await conn.execute(
         select(OutboxMessage.id, OutboxMessage.topic, OutboxMessage.payload)

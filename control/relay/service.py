@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import psycopg
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from control.events import service as events
 from control.links import projection
 from control.outbox import repository as outbox
 from control.relay.projector import Projector
@@ -31,6 +33,10 @@ class Relay:
         self.engine = engine
         self.projector = Projector(redis)
         self.relayed = 0
+        self.handlers: dict[str, Callable[[list[dict[str, Any]]], Awaitable[None]]] = {
+            projection.TOPIC: self.projector.apply,
+            events.TOPIC: self._events,
+        }
 
     async def drain(self) -> int:
         """Apply every pending message; returns how many were applied."""
@@ -40,17 +46,27 @@ class Relay:
                 batch = await outbox.next_batch(conn, self.settings.relay_batch)
             if not batch:
                 return done
-            projections = [payload for _, topic, payload in batch if topic == projection.TOPIC]
-            unknown = {topic for _, topic, _ in batch if topic != projection.TOPIC}
+            unknown = {topic for _, topic, _ in batch if topic not in self.handlers}
             if unknown:
                 # A newer control plane wrote topics this relay cannot apply: stop rather than
                 # drop them; a relay of the matching version will pick them up.
                 raise RuntimeError(f"outbox has topics this relay does not know: {sorted(unknown)}")
-            await self.projector.apply(projections)
+            # Apply in order, grouping consecutive messages of one topic into one call.
+            group: list[dict[str, Any]] = []
+            for index, (_, topic, payload) in enumerate(batch):
+                group.append(payload)
+                if index + 1 == len(batch) or batch[index + 1][1] != topic:
+                    await self.handlers[topic](group)
+                    group = []
             async with self.engine.begin() as conn:
                 await outbox.remove(conn, [row_id for row_id, _, _ in batch])
             done += len(batch)
             self.relayed += len(batch)
+
+    async def _events(self, payloads: list[dict[str, Any]]) -> None:
+        """Events are stored already (in the `events` table, same transaction as the change).
+        Handing them to webhook delivery is the only remaining step, and no delivery
+        subscriptions exist in this version, so there is nothing more to do."""
 
     async def run(self, stop: asyncio.Event, on_ready: Callable[[], None] | None = None) -> None:
         async with await psycopg.AsyncConnection.connect(
