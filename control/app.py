@@ -17,14 +17,30 @@ from starlette.routing import Route
 
 from control import db, settings
 from control.context import AppContext, RateLimitHeaders, context
+from control.domains import api as domains_api
 from control.domains.verify import dns_resolver
 from control.errors import ApiError
+from control.events import api as events_api
 from control.http import json_response, on_api_error, on_http_exception, on_unexpected
+from control.keys import api as keys_api
 from control.links import api as links_api
 from control.openapi import document
+from control.presets import api as presets_api
 from control.ratelimit import KeyLimiter
+from control.spaces import api as spaces_api
+from control.tags import api as tags_api
+from control.workspaces import api as workspaces_api
 
-OPERATIONS = [*links_api.OPERATIONS]
+OPERATIONS = [
+    *links_api.OPERATIONS,
+    *keys_api.OPERATIONS,
+    *workspaces_api.OPERATIONS,
+    *events_api.OPERATIONS,
+    *domains_api.OPERATIONS,
+    *tags_api.OPERATIONS,
+    *spaces_api.OPERATIONS,
+    *presets_api.OPERATIONS,
+]
 log = logging.getLogger("ricochet.control")
 
 
@@ -64,6 +80,8 @@ def create_app(config: settings.ControlSettings | None = None, resolver: Any = N
         try:
             yield {"ctx": ctx}
         finally:
+            if limiter is not None:
+                await limiter.close()
             await engine.dispose()
 
     routes = [

@@ -48,10 +48,15 @@ def decode(body: bytes, type_: type[T]) -> T:
 
 def read_query(request: Request, type_: type[T]) -> T:
     """Query parameters into a struct; repeated parameters become lists where the type says."""
+    listy = {
+        f.name
+        for f in msgspec.structs.fields(type_)  # type: ignore[arg-type]
+        if getattr(f.type, "__origin__", None) is list or f.type is list
+    }
     params: dict[str, Any] = {}
     for key in request.query_params:
         values = request.query_params.getlist(key)
-        params[key] = values if len(values) > 1 else values[0]
+        params[key] = values if key in listy or len(values) > 1 else values[0]
     try:
         return msgspec.convert(params, type_, strict=False)
     except msgspec.ValidationError as exc:

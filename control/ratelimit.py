@@ -12,6 +12,7 @@ import time
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from redis.asyncio import ConnectionPool
 
 from control.errors import TooManyRequests
 
@@ -22,7 +23,14 @@ class KeyLimiter:
     def __init__(self, redis_url: str, per_minute: int) -> None:
         uri = "async+" + redis_url if not redis_url.startswith("async+") else redis_url
         self.item = RateLimitItemPerMinute(per_minute)
-        self.storage = RedisStorage(uri, implementation="redispy", key_prefix="ricochet-rl")
+        # Our own pool, so shutdown can close its connections.
+        self.pool = ConnectionPool.from_url(redis_url)
+        self.storage = RedisStorage(
+            uri,
+            implementation="redispy",
+            key_prefix="ricochet-rl",
+            connection_pool=self.pool,  # type: ignore[arg-type]
+        )
         self.limiter = SlidingWindowCounterRateLimiter(self.storage)
 
     async def hit(self, key_id: str) -> dict[str, str]:
@@ -43,3 +51,6 @@ class KeyLimiter:
         if not allowed:
             raise TooManyRequests.rate_limited(reset, headers)
         return headers
+
+    async def close(self) -> None:
+        await self.pool.disconnect()

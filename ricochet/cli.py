@@ -263,3 +263,56 @@ def api_key_create(workspace_id: str, name: str, scopes: tuple[str, ...], as_jso
 
 if __name__ == "__main__":
     main()
+
+
+@main.group()
+def links() -> None:
+    """Operator actions on links of any workspace."""
+
+
+def _set_takedown(link_id: str, reason: str | None) -> dict[str, Any]:
+    import uuid
+
+    from control.links import repository, service
+    from control.workspaces import repository as workspaces
+
+    try:
+        wanted = uuid.UUID(link_id)
+    except ValueError:
+        raise click.BadParameter("not a link id", param_hint="LINK_ID") from None
+
+    async def work(session: Any, cfg: Any) -> dict[str, Any]:
+        link = await repository.get_any_live(session, wanted, lock=True)
+        if link is None:
+            raise click.BadParameter("no such link", param_hint="LINK_ID")
+        workspace = await workspaces.get(session, link.workspace_id)
+        assert workspace is not None
+        out = await service.set_takedown(
+            session, cfg, link, workspace.organization_id, "operator", reason
+        )
+        return {"id": out.id, "short_url": out.short_url, "taken_down": out.taken_down,
+                "reason": out.takedown_reason}
+
+    result: dict[str, Any] = _in_session(work)
+    return result
+
+
+@links.command("takedown")
+@click.argument("link_id")
+@click.option("--reason", required=True, help="Shown to visitors and sent in the event.")
+@_fail_on_settings
+def links_takedown(link_id: str, reason: str) -> None:
+    """Take LINK_ID down: it answers 410 and `link.takedown_updated` is emitted."""
+    if not reason.strip():
+        raise click.BadParameter("give a reason", param_hint="--reason")
+    out = _set_takedown(link_id, reason.strip())
+    click.echo(f"taken down: {out['short_url']} ({out['reason']})")
+
+
+@links.command("restore")
+@click.argument("link_id")
+@_fail_on_settings
+def links_restore(link_id: str) -> None:
+    """Lift the takedown of LINK_ID."""
+    out = _set_takedown(link_id, None)
+    click.echo(f"restored: {out['short_url']}")

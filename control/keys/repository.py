@@ -54,3 +54,32 @@ async def touch(session: AsyncSession, key_id: uuid.UUID) -> None:
         )
         .values(last_used_at=func.now())
     )
+
+
+async def page(
+    session: AsyncSession, workspace_id: uuid.UUID, *, before: uuid.UUID | None, limit: int
+) -> list[ApiKey]:
+    """Newest first, revoked keys included; `before` is the last id of the previous page."""
+    query = select(ApiKey).where(ApiKey.workspace_id == workspace_id)
+    if before is not None:
+        query = query.where(ApiKey.id < before)
+    result = await session.execute(query.order_by(ApiKey.id.desc()).limit(limit))
+    return list(result.scalars())
+
+
+async def get(session: AsyncSession, workspace_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey | None:
+    result = await session.execute(
+        select(ApiKey).where(ApiKey.id == key_id, ApiKey.workspace_id == workspace_id)
+    )
+    return result.scalar_one_or_none()
+
+
+async def revoke(session: AsyncSession, workspace_id: uuid.UUID, key_id: uuid.UUID) -> bool:
+    """False when the workspace has no such key; revoking twice keeps the first time."""
+    result = await session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.workspace_id == workspace_id)
+        .values(revoked_at=func.coalesce(ApiKey.revoked_at, func.now()))
+        .returning(ApiKey.id)
+    )
+    return result.first() is not None

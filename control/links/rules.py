@@ -151,3 +151,74 @@ def _ascii_host(host: str) -> str:
 def _ascii(part: str) -> str:
     """Percent-encode what a Location header cannot carry, keep existing escapes as they are."""
     return quote(part, safe="/%:@!$&'()*+,;=-._~?#[]")
+
+
+UTM_FIELDS = ("source", "medium", "campaign", "term", "content")
+
+
+def clean_text(value: str | None, field: str, code: str = "validation_failed") -> str | None:
+    """Trimmed; None when empty; control characters refused."""
+    if value is None:
+        return None
+    text = value.strip()
+    if _CONTROL.search(text):
+        raise ApiError(code, f"{field} contains control characters.", field=field)
+    return text or None
+
+
+def merge_utm(preset: dict[str, str | None], explicit: dict[str, str | None]) -> dict[str, str]:
+    """Preset values, overridden field by field by explicit ones; empty values dropped."""
+    merged: dict[str, str] = {}
+    for name in UTM_FIELDS:
+        value = explicit.get(name)
+        if value is None:
+            value = preset.get(name)
+        if value:
+            merged[name] = value
+    return merged
+
+
+def check_expiry(expires_at: object) -> None:
+    import datetime as dt
+
+    if isinstance(expires_at, dt.datetime) and expires_at.tzinfo is None:
+        raise ApiError.validation(
+            "expires_at needs a time zone, e.g. 2027-01-01T00:00:00Z.", "expires_at"
+        )
+
+
+def normalise_routing(routing: dict[str, object]) -> dict[str, object]:
+    """Normalise every destination in a routing rule set; drop empty sections."""
+    out: dict[str, object] = {}
+    countries = routing.get("countries") or {}
+    assert isinstance(countries, dict)
+    if countries:
+        out["countries"] = {
+            str(code).upper(): _routed(url, f"routing.countries.{code}")
+            for code, url in countries.items()
+        }
+    devices = routing.get("devices") or {}
+    assert isinstance(devices, dict)
+    if devices:
+        out["devices"] = {
+            name: _routed(url, f"routing.devices.{name}") for name, url in devices.items()
+        }
+    variants = routing.get("variants") or []
+    assert isinstance(variants, list)
+    if variants:
+        out["variants"] = [
+            {
+                "destination": _routed(v["destination"], f"routing.variants[{i}]"),
+                "weight": int(v.get("weight", 1)),
+            }
+            for i, v in enumerate(variants)
+        ]
+    return out
+
+
+def _routed(url: object, field: str) -> str:
+    try:
+        return normalise_destination(str(url))
+    except ApiError as exc:
+        exc.extra["field"] = field
+        raise

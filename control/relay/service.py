@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from control.events import service as events
-from control.links import projection
+from control.links import state
 from control.outbox import repository as outbox
 from control.relay.projector import Projector
 from control.settings import ControlSettings
@@ -34,7 +34,7 @@ class Relay:
         self.projector = Projector(redis)
         self.relayed = 0
         self.handlers: dict[str, Callable[[list[dict[str, Any]]], Awaitable[None]]] = {
-            projection.TOPIC: self.projector.apply,
+            state.PROJECTION_TOPIC: self.projector.apply,
             events.TOPIC: self._events,
         }
 
