@@ -290,8 +290,12 @@ def _set_takedown(link_id: str, reason: str | None) -> dict[str, Any]:
         out = await service.set_takedown(
             session, cfg, link, workspace.organization_id, "operator", reason
         )
-        return {"id": out.id, "short_url": out.short_url, "taken_down": out.taken_down,
-                "reason": out.takedown_reason}
+        return {
+            "id": out.id,
+            "short_url": out.short_url,
+            "taken_down": out.taken_down,
+            "reason": out.takedown_reason,
+        }
 
     result: dict[str, Any] = _in_session(work)
     return result

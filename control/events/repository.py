@@ -17,7 +17,7 @@ async def add_many(
 ) -> None:
     if rows:
         await session.execute(
-            insert(Event),
+            insert(Event.__table__).returning(Event.id),  # batched: see outbox.add_many
             [
                 {"id": i, "workspace_id": w, "type": t, "created_at": c, "envelope": e}
                 for i, w, t, c, e in rows

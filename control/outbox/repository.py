@@ -20,7 +20,10 @@ async def add(session: AsyncSession, topic: str, payload: dict[str, Any]) -> Non
 async def add_many(session: AsyncSession, topic: str, payloads: list[dict[str, Any]]) -> None:
     if payloads:
         await session.execute(
-            insert(OutboxMessage), [{"topic": topic, "payload": p} for p in payloads]
+            # Core table + RETURNING: SQLAlchemy batches rows into multi-row INSERTs
+            # (insertmanyvalues) without the ORM's per-object bookkeeping.
+            insert(OutboxMessage.__table__).returning(OutboxMessage.id),
+            [{"topic": topic, "payload": p} for p in payloads],
         )
 
 

@@ -113,7 +113,9 @@ async def insert_missing(session: AsyncSession, workspace_id: uuid.UUID, names: 
     # Sorted so that concurrent callers take the unique-index locks in one order: no deadlock.
     await session.execute(
         insert(Tag)
-        .values([{"id": new_id(), "workspace_id": workspace_id, "name": n} for n in sorted(names)])
+        .values(
+            [{"id": new_id(), "workspace_id": workspace_id, "name": n} for n in sorted(set(names))]
+        )
         .on_conflict_do_nothing(index_elements=[Tag.workspace_id, Tag.name])
     )
 
@@ -121,11 +123,13 @@ async def insert_missing(session: AsyncSession, workspace_id: uuid.UUID, names: 
 async def ids_by_name(
     session: AsyncSession, workspace_id: uuid.UUID, names: list[str]
 ) -> dict[str, uuid.UUID]:
-    # KEY SHARE keeps a concurrent delete from removing a tag the caller is about to reference.
+    # FOR KEY SHARE (read + key_share; key_share alone is FOR NO KEY UPDATE) keeps a
+    # concurrent delete from removing a tag the caller is about to reference, without
+    # making concurrent taggers wait for each other.
     result = await session.execute(
         select(Tag.name, Tag.id)
         .where(Tag.workspace_id == workspace_id, Tag.name.in_(names))
-        .with_for_update(key_share=True)
+        .with_for_update(read=True, key_share=True)
     )
     return {name: tag_id for name, tag_id in result.all()}
 

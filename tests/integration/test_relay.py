@@ -38,7 +38,7 @@ def test_committed_link_is_projected_and_outbox_emptied(
 
     applied, raw, again = run(go())
 
-    assert applied == 1
+    assert applied == 2  # the projection and the link.created event notice
     assert raw is not None
     record = decode_link(raw)
     assert record.link_id == link["id"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -493,6 +494,38 @@ def test_ensure_by_names_creates_the_missing_and_reuses_the_existing(
     assert str(ids["old"]) == existing["id"]
     listed = api.get("/api/v1/tags", headers=seed.alice.auth).json()["data"]
     assert {t["name"]: t["id"] for t in listed} == {k: str(v) for k, v in ids.items()}
+
+
+def test_concurrent_ensure_by_names_agree_on_one_tag(
+    seed: Seed, control_settings: ControlSettings
+) -> None:
+    from control.db import session_factory
+    from control.tags import service
+
+    workspace = uuid.UUID(seed.alice.workspace_id)
+
+    async def go() -> tuple[dict[str, uuid.UUID], dict[str, uuid.UUID]]:
+        async with resources(control_settings) as (engine, _):
+            sessions = session_factory(engine)
+
+            async def second(names: list[str]) -> dict[str, uuid.UUID]:
+                async with sessions.begin() as session:
+                    return await service.ensure_by_names(session, workspace, names)
+
+            # Given one transaction that created "shared" and has not committed yet
+            async with sessions.begin() as session:
+                first = await service.ensure_by_names(session, workspace, ["a", "shared"])
+                # When another creates the same name meanwhile
+                racing = asyncio.create_task(second(["b", "shared"]))
+                await asyncio.sleep(0.3)
+                # Then it waits on the unique index rather than failing or duplicating
+                assert not racing.done()
+            return first, await racing
+
+    first, other = run(go())
+
+    assert first["shared"] == other["shared"]
+    assert len({first["a"], other["b"], first["shared"]}) == 3
 
 
 def test_ensure_by_names_of_nothing_is_nothing(

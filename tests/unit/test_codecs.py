@@ -47,6 +47,16 @@ def test_a_link_record_is_a_positional_array_in_declared_order() -> None:
         3,
         "https://brand.com/launch",
         301,
+        0,  # expires_at_ms
+        "",  # expired_url
+        "",  # password_hash
+        False,  # taken_down
+        {},  # utm
+        False,  # forward_query
+        False,  # track_conversions
+        {},  # countries
+        {},  # devices
+        [],  # variants
     ]
 
 
@@ -63,9 +73,8 @@ def test_a_record_from_an_older_writer_gets_the_default_status() -> None:
 
 def test_a_record_from_a_newer_writer_is_read_by_an_older_reader() -> None:
     # Given a record with one more (appended) field than this reader knows
-    newer = msgspec.msgpack.encode(
-        ["lnk_1", "ws_1", "dom_1", 3, "https://brand.com/launch", 301, "a-future-field"]
-    )
+    known = msgspec.msgpack.decode(encode_link(RECORD))
+    newer = msgspec.msgpack.encode([*known, "a-future-field"])
 
     # When decoded / Then the known fields are read and the extra one is ignored
     assert decode_link(newer) == RECORD

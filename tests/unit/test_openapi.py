@@ -35,11 +35,9 @@ def test_creating_a_link_takes_a_create_link_body(spec: dict[str, Any]) -> None:
     # Given the create-link operation / When documented
     body = spec["paths"]["/api/v1/links"]["post"]["requestBody"]
 
-    # Then its required JSON body refers to the CreateLink schema
+    # Then its required JSON body refers to the LinkIn schema
     assert body["required"] is True
-    assert body["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/CreateLink"
-    }
+    assert body["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/LinkIn"}
 
 
 def test_creating_a_link_answers_201_with_a_link(spec: dict[str, Any]) -> None:
@@ -63,7 +61,7 @@ def test_creating_a_link_documents_slug_taken_as_a_409_problem(spec: dict[str, A
     }
 
 
-@pytest.mark.parametrize("name", ["CreateLink", "LinkOut", "Problem"])
+@pytest.mark.parametrize("name", ["LinkIn", "LinkOut", "Problem"])
 def test_the_components_hold_the_named_schemas(spec: dict[str, Any], name: str) -> None:
     # Given the document / When its components are read / Then the schema is defined
     assert spec["components"]["schemas"][name]["type"] == "object"

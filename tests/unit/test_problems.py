@@ -9,7 +9,7 @@ import pytest
 
 from control.errors import ApiError, Forbidden, Unauthorized
 from control.http import PROBLEM_BASE, decode, problem_response
-from control.links.schemas import CreateLink
+from control.links.schemas import LinkIn
 
 
 def body_of(error: ApiError, instance: str | None = None) -> dict[str, Any]:
@@ -20,7 +20,7 @@ def body_of(error: ApiError, instance: str | None = None) -> dict[str, Any]:
 
 def refused(body: bytes) -> ApiError:
     with pytest.raises(ApiError) as excinfo:
-        decode(body, CreateLink)
+        decode(body, LinkIn)
     return excinfo.value
 
 
@@ -139,8 +139,8 @@ def test_a_validation_error_without_a_field_has_no_field_member() -> None:
 
 def test_a_valid_body_decodes_into_the_struct() -> None:
     # Given a well-formed create request / When decoded / Then it is the struct
-    assert decode(b'{"destination": "brand.com/launch", "slug": "launch-q2"}', CreateLink) == (
-        CreateLink(destination="brand.com/launch", slug="launch-q2")
+    assert decode(b'{"destination": "brand.com/launch", "slug": "launch-q2"}', LinkIn) == (
+        LinkIn(destination="brand.com/launch", slug="launch-q2")
     )
 
 
@@ -199,9 +199,9 @@ def test_an_unknown_field_is_a_422() -> None:
     [(b"{}", "destination"), (b'{"destination": "x", "colour": "red"}', "colour")],
 )
 def test_missing_and_unknown_fields_are_named_in_the_problem(body: bytes, field: str) -> None:
-    from control.links.schemas import CreateLink
+    from control.links.schemas import LinkIn
 
     with pytest.raises(ApiError) as excinfo:
-        decode(body, CreateLink)
+        decode(body, LinkIn)
     assert excinfo.value.code == "validation_failed"
     assert excinfo.value.extra == {"field": field}
