@@ -76,7 +76,8 @@ def test_create_with_every_field(api: TestClient, seed: Seed) -> None:
     assert link["expires_at"] == "2030-01-01T00:00:00Z"
     assert link["expired_url"] == "https://brand.example/expired"
     assert link["has_password"] is True
-    assert "password" not in link and "password_hash" not in link
+    assert "password" not in link
+    assert "password_hash" not in link
     assert link["utm"] == {"source": "news", "medium": "email"}
     assert link["tags"] == ["Q2", "email", "q2"]  # names are kept as written
     assert link["routing"] == {
@@ -664,7 +665,8 @@ def test_takedown_needs_its_own_scope_and_reaches_the_projection(
     assert down.status_code == 200, down.text
     assert down.json()["taken_down"] is True
     assert down.json()["takedown_reason"] == "phishing"
-    assert record is not None and record.taken_down is True
+    assert record is not None
+    assert record.taken_down is True
     types = [r[0] for r in _sql(control_settings, "SELECT type FROM events ORDER BY id")]
     assert types == ["link.created", "link.takedown_updated"]
 
@@ -691,7 +693,8 @@ def test_operator_cli_takes_down_and_restores(
     after_up = api.get(f"{LINKS}/{link['id']}", headers=seed.alice.auth).json()
 
     assert down.exit_code == 0, down.output
-    assert after_down["taken_down"] is True and after_down["takedown_reason"] == "malware"
+    assert after_down["taken_down"] is True
+    assert after_down["takedown_reason"] == "malware"
     assert up.exit_code == 0, up.output
     assert after_up["taken_down"] is False
     assert (
