@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control.db import table
 from control.events.models import Event
 
 
@@ -17,7 +18,7 @@ async def add_many(
 ) -> None:
     if rows:
         await session.execute(
-            insert(Event.__table__).returning(Event.id),  # batched: see outbox.add_many
+            insert(table(Event)).returning(Event.id),  # batched: see outbox.add_many
             [
                 {"id": i, "workspace_id": w, "type": t, "created_at": c, "envelope": e}
                 for i, w, t, c, e in rows

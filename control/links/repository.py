@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control.clicks.models import LinkStats
+from control.db import table
 from control.domains.models import Domain
 from control.links.models import Link, LinkRevision, link_tags
 from control.spaces.models import Space
@@ -72,7 +73,7 @@ async def replace_tags(session: AsyncSession, link_id: uuid.UUID, tag_ids: list[
 
 async def add_revisions(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     if rows:
-        await session.execute(insert(LinkRevision.__table__).returning(LinkRevision.id), rows)
+        await session.execute(insert(table(LinkRevision)).returning(LinkRevision.id), rows)
 
 
 async def get_live(

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from control.db import table
 from control.outbox.models import OutboxMessage
 
 NOTIFY_CHANNEL = "ricochet_outbox"
@@ -22,7 +23,7 @@ async def add_many(session: AsyncSession, topic: str, payloads: list[dict[str, A
         await session.execute(
             # Core table + RETURNING: SQLAlchemy batches rows into multi-row INSERTs
             # (insertmanyvalues) without the ORM's per-object bookkeeping.
-            insert(OutboxMessage.__table__).returning(OutboxMessage.id),
+            insert(table(OutboxMessage)).returning(OutboxMessage.id),
             [{"topic": topic, "payload": p} for p in payloads],
         )
 
