@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import msgspec.inspect
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+REF = "#/components/schemas/{name}"
 
 
 class Problem(msgspec.Struct):
@@ -37,6 +39,7 @@ class Operation:
     status: int = 200
     errors: tuple[int, ...] = ()
     params: dict[str, str] = field(default_factory=dict)
+    query: type | None = None  # the struct the handler reads query parameters into
 
     def route(self) -> Route:
         return Route(self.path, self.endpoint, methods=[self.method])
@@ -44,24 +47,28 @@ class Operation:
 
 def document(operations: Sequence[Operation], title: str, version: str) -> dict[str, Any]:
     types = {t for op in operations for t in (op.body, op.response) if t is not None}
+    roots = sorted([*types, Problem], key=lambda t: t.__name__)
     _, components = msgspec.json.schema_components(
-        sorted([*types, Problem], key=lambda t: t.__name__),
-        ref_template="#/components/schemas/{name}",
+        roots, ref_template="#/components/schemas/{name}"
     )
+    _mark_datetimes(components, roots)
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
         item: dict[str, Any] = {"summary": op.summary, "operationId": op.endpoint.__name__}
-        if op.params:
-            item["parameters"] = [
-                {
-                    "name": n,
-                    "in": "path",
-                    "required": True,
-                    "description": d,
-                    "schema": {"type": "string"},
-                }
-                for n, d in op.params.items()
-            ]
+        parameters: list[dict[str, Any]] = [
+            {
+                "name": n,
+                "in": "path",
+                "required": True,
+                "description": d,
+                "schema": {"type": "string"},
+            }
+            for n, d in op.params.items()
+        ]
+        if op.query is not None:
+            parameters.extend(_query_parameters(op.query))
+        if parameters:
+            item["parameters"] = parameters
         if op.scope:
             item["security"] = [{"bearer": [op.scope]}]
         if op.body is not None:
@@ -74,7 +81,16 @@ def document(operations: Sequence[Operation], title: str, version: str) -> dict[
         if op.response is not None:
             ok["content"] = {"application/json": {"schema": _ref(op.response)}}
         responses[str(op.status)] = ok
-        codes = set(op.errors) | ({401, 403} if op.scope else set())
+        # Problems every operation of a kind can answer, so the document never under-promises.
+        codes = set(op.errors)
+        if op.scope:
+            codes |= {401, 403, 429}
+        if op.body is not None:
+            codes |= {400, 415, 422}
+        if op.query is not None:
+            codes |= {400, 422}
+        if op.params:
+            codes.add(404)
         for code in sorted(codes):
             responses[str(code)] = {
                 "description": "Problem",
@@ -97,6 +113,84 @@ def document(operations: Sequence[Operation], title: str, version: str) -> dict[
             },
         },
     }
+
+
+def _query_parameters(query: type) -> list[dict[str, Any]]:
+    """One parameter per struct field; list fields repeat (`?tag=a&tag=b`)."""
+    (schema,), components = msgspec.json.schema_components([query], ref_template=REF)
+    _mark_datetimes(components, [query])
+    body = components[schema["$ref"].rsplit("/", 1)[1]]
+    required = set(body.get("required", []))
+    out = []
+    for name, prop in body.get("properties", {}).items():
+        # A query string cannot carry null: a parameter is left out by being absent.
+        options = [alt for alt in prop.get("anyOf", []) if alt.get("type") != "null"]
+        if "anyOf" in prop and len(options) == 1:
+            rest = {k: v for k, v in prop.items() if k not in ("anyOf", "default")}
+            prop = {**rest, **options[0]}
+        parameter: dict[str, Any] = {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "schema": prop,
+        }
+        if prop.get("type") == "array" or any(
+            alt.get("type") == "array" for alt in prop.get("anyOf", [])
+        ):
+            parameter.update({"style": "form", "explode": True})
+        out.append(parameter)
+    return out
+
+
+def _mark_datetimes(components: dict[str, Any], roots: Sequence[type]) -> None:
+    """msgspec describes datetimes as plain strings; say `format: date-time` where they are."""
+    for info in msgspec.inspect.multi_type_info(list(roots)):
+        for struct in _structs(info):
+            props = components.get(struct.cls.__name__, {}).get("properties", {})
+            for f in struct.fields:
+                if _is_datetime(f.type) and f.encode_name in props:
+                    prop = props[f.encode_name]
+                    for alt in [prop, *prop.get("anyOf", [])]:
+                        if alt.get("type") == "string":
+                            alt["format"] = "date-time"
+
+
+def _structs(info: Any, seen: set[int] | None = None) -> list[Any]:
+    seen = set() if seen is None else seen
+    if id(info) in seen:
+        return []
+    seen.add(id(info))
+    found = [info] if isinstance(info, msgspec.inspect.StructType) else []
+    children: list[Any] = []
+    if isinstance(info, msgspec.inspect.StructType):
+        children = [f.type for f in info.fields]
+    elif isinstance(info, msgspec.inspect.UnionType):
+        children = list(info.types)
+    elif isinstance(
+        info,
+        (
+            msgspec.inspect.ListType,
+            msgspec.inspect.SetType,
+            msgspec.inspect.FrozenSetType,
+            msgspec.inspect.VarTupleType,
+        ),
+    ):
+        children = [info.item_type]
+    elif isinstance(info, msgspec.inspect.DictType):
+        children = [info.key_type, info.value_type]
+    elif isinstance(info, msgspec.inspect.Metadata):
+        children = [info.type]
+    for child in children:
+        found.extend(_structs(child, seen))
+    return found
+
+
+def _is_datetime(info: Any) -> bool:
+    if isinstance(info, msgspec.inspect.Metadata):
+        return _is_datetime(info.type)
+    if isinstance(info, msgspec.inspect.UnionType):
+        return any(_is_datetime(t) for t in info.types)
+    return isinstance(info, msgspec.inspect.DateTimeType)
 
 
 def _ref(t: type) -> dict[str, str]:

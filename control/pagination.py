@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import base64
 import uuid
+from typing import Annotated
+
+from msgspec import Meta
 
 from control.errors import ApiError
+
+# What `next_cursor` looks like (16 bytes, base64url, unpadded), so clients and the
+# OpenAPI document know; anything else is refused before it reaches a query.
+Cursor = Annotated[
+    str, Meta(pattern="^[A-Za-z0-9_-]{22}$", description="`next_cursor` of the previous page.")
+]
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200

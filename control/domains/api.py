@@ -77,6 +77,7 @@ OPERATIONS = [
         "domains:read",
         response=DomainList,
         errors=(400,),
+        query=ListDomains,
     ),
     Operation(
         "GET",

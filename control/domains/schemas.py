@@ -8,6 +8,7 @@ from typing import Annotated
 import msgspec
 
 from control import pagination
+from control.pagination import Cursor
 
 
 class CreateDomain(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -51,4 +52,4 @@ class DomainList(msgspec.Struct, kw_only=True):
 
 class ListDomains(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     limit: Annotated[int, msgspec.Meta(ge=1, le=pagination.MAX_LIMIT)] = pagination.DEFAULT_LIMIT
-    cursor: str | None = None
+    cursor: Cursor | None = None

@@ -51,6 +51,7 @@ OPERATIONS = [
         "webhooks:read",
         response=EventPage,
         errors=(400,),
+        query=ListEvents,
     ),
     Operation(
         "GET",

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from control.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from control.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor
 
 MAX_TYPES = 20
 EventType = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -35,7 +35,7 @@ class EventPage(msgspec.Struct, kw_only=True):
 class ListEvents(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # A single `?type=` arrives as a string, a repeated one as a list.
     type: EventType | Annotated[list[EventType], msgspec.Meta(max_length=MAX_TYPES)] | None = None
-    cursor: str | None = None
+    cursor: Cursor | None = None
     limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
 
     def types(self) -> list[str]:

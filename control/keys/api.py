@@ -184,6 +184,7 @@ OPERATIONS = [
         "keys:read",
         response=ApiKeyPage,
         errors=(400,),
+        query=ListApiKeys,
     ),
     Operation(
         "GET",

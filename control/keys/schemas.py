@@ -11,7 +11,7 @@ from typing import Annotated
 import msgspec
 
 from control.keys.scopes import ALL_SCOPES
-from control.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from control.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor
 
 NAME_MAX = 100
 
@@ -78,5 +78,5 @@ class ApiKeyPage(msgspec.Struct, kw_only=True):
 
 
 class ListApiKeys(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    cursor: str | None = None
+    cursor: Cursor | None = None
     limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT

@@ -189,7 +189,8 @@ OPERATIONS = [
         "List links, newest first (filters: tag, space, domain, q, external_id, created range)",
         "links:read",
         response=LinkPage,
-        errors=(422,),
+        errors=(400, 422),
+        query=LinkQuery,
     ),
     Operation(
         "POST",
@@ -208,7 +209,8 @@ OPERATIONS = [
         "Is a slug free on a domain? If not: taken, reserved or invalid",
         "links:read",
         response=Availability,
-        errors=(422,),
+        errors=(400, 422),
+        query=AvailabilityQuery,
     ),
     Operation(
         "GET",

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from control.pagination import Cursor
+
 Url = Annotated[str, Meta(max_length=4096)]
 UtmValue = Annotated[str, Meta(max_length=256)]
 Country = Annotated[str, Meta(pattern="^[A-Za-z]{2}$")]
@@ -142,7 +144,7 @@ class LinkQuery(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     created_before: dt.datetime | None = None
     archived: Literal["exclude", "include", "only"] = "exclude"
     limit: Annotated[int, Meta(ge=1, le=200)] = 50
-    cursor: str | None = None
+    cursor: Cursor | None = None
 
 
 class BulkIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -87,6 +87,7 @@ OPERATIONS = [
         "links:read",
         response=UtmPresetPage,
         errors=(400,),
+        query=ListUtmPresets,
     ),
     Operation(
         "GET",

@@ -79,6 +79,7 @@ OPERATIONS = [
         "links:read",
         response=SpacePage,
         errors=(400,),
+        query=ListSpaces,
     ),
     Operation(
         "GET",

@@ -8,7 +8,7 @@ from typing import Annotated
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from control.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from control.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor
 
 Name = Annotated[
     str,
@@ -37,7 +37,7 @@ class UpdateSpace(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class ListSpaces(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
-    cursor: str | None = None
+    cursor: Cursor | None = None
     q: str | None = None  # substring of the name, case-insensitive
 
 

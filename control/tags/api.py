@@ -79,6 +79,7 @@ OPERATIONS = [
         "links:read",
         response=TagPage,
         errors=(400,),
+        query=ListTags,
     ),
     Operation(
         "GET",

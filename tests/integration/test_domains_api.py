@@ -308,16 +308,13 @@ def test_list_with_limit_one_walks_past_the_default(client: TestClient, seed: Se
 
 
 @pytest.mark.parametrize(
-    ("query", "code"),
-    [
-        ("limit=0", "invalid_query"),
-        ("limit=201", "invalid_query"),
-        ("cursor=%21%21", "invalid_cursor"),
-        ("sort=name", "invalid_query"),
-    ],
+    ("query", "field"),
+    [("limit=0", "limit"), ("limit=201", "limit"), ("cursor=%21%21", "cursor"), ("sort=x", "sort")],
 )
-def test_bad_list_query_answers_400(client: TestClient, seed: Seed, query: str, code: str) -> None:
-    _problem(client.get(f"/api/v1/domains?{query}", headers=seed.alice.auth), 400, code)
+def test_bad_list_query_answers_400(client: TestClient, seed: Seed, query: str, field: str) -> None:
+    response = client.get(f"/api/v1/domains?{query}", headers=seed.alice.auth)
+
+    assert _problem(response, 400, "invalid_query")["field"] == field
 
 
 def test_get_answers_the_domain(client: TestClient, seed: Seed) -> None:
