@@ -66,7 +66,9 @@ def read_query(request: Request, type_: type[T]) -> T:
         field = where.rstrip("`") or None
         if text.startswith("Object contains unknown field `"):
             field = text.split("`")[1]
-        raise ApiError("invalid_query", text, **({"field": field} if field else {})) from None
+        # A malformed cursor keeps its own code, as when it fails to decode later.
+        code = "invalid_cursor" if field == "cursor" else "invalid_query"
+        raise ApiError(code, text, **({"field": field} if field else {})) from None
 
 
 def json_bytes(content: Any) -> bytes:

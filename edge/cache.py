@@ -21,6 +21,9 @@ class LocalCache:
         self.ttl = ttl
         self.negative_ttl = negative_ttl
         self._data: dict[str, tuple[float, LinkRecord | None]] = {}
+        # Bumped by every eviction: a look-up that straddled one must not cache what it read,
+        # since it may have read the value the eviction was about.
+        self.epoch = 0
 
     def get(self, key: str) -> LinkRecord | object | None:
         entry = self._data.get(key)
@@ -38,9 +41,11 @@ class LocalCache:
         self._data[key] = (time.monotonic() + ttl, record)
 
     def evict(self, key: str) -> None:
+        self.epoch += 1
         self._data.pop(key, None)
 
     def clear(self) -> None:
+        self.epoch += 1
         self._data.clear()
 
     def __len__(self) -> int:

@@ -314,7 +314,8 @@ def test_list_with_limit_one_walks_past_the_default(client: TestClient, seed: Se
 def test_bad_list_query_answers_400(client: TestClient, seed: Seed, query: str, field: str) -> None:
     response = client.get(f"/api/v1/domains?{query}", headers=seed.alice.auth)
 
-    assert _problem(response, 400, "invalid_query")["field"] == field
+    code = "invalid_cursor" if field == "cursor" else "invalid_query"
+    assert _problem(response, 400, code)["field"] == field
 
 
 def test_get_answers_the_domain(client: TestClient, seed: Seed) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 import schemathesis
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from control.app import OPERATIONS, create_app
 from control.settings import ControlSettings
@@ -31,13 +31,18 @@ def test_api_answers_as_documented(
 ) -> None:
     # Rate limits off: hundreds of generated requests would otherwise meet 429 (documented,
     # but it would hide every other answer).
-    app = create_app(msgspec.structs.replace(control_settings, rate_limit_per_minute=0),
-                     resolver=NoTxtRecords())
+    app = create_app(
+        msgspec.structs.replace(control_settings, rate_limit_per_minute=0), resolver=NoTxtRecords()
+    )
     operation = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app)[path][method]
 
     @given(case=operation.as_strategy())
-    @settings(max_examples=30, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    @settings(
+        max_examples=30,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
     def check(case: schemathesis.Case) -> None:
         # In the case itself (not as extra headers) so the auth probe can take it away again.
         case.headers = {**(case.headers or {}), "Authorization": seed.alice.auth["authorization"]}

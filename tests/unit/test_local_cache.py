@@ -146,3 +146,15 @@ def test_a_record_is_kept_for_the_positive_ttl_not_the_negative_one() -> None:
 
     # Then the record is still served
     assert local.get("a") == record()
+
+
+def test_every_eviction_and_clear_moves_the_epoch() -> None:
+    # Given a cache / When keys are evicted or it is cleared / Then the epoch advances, so a
+    # look-up in flight across the change knows not to cache what it read
+    cache = LocalCache(size=10, ttl=60, negative_ttl=1)
+    start = cache.epoch
+
+    cache.evict("l:a/b")
+    cache.clear()
+
+    assert cache.epoch == start + 2
