@@ -49,3 +49,12 @@ def test_every_command_is_in_the_readme_and_has_help(command: str) -> None:
     result = CliRunner().invoke(main, [*command.split(), "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output
+
+
+def test_every_route_is_in_the_readme() -> None:
+    from control.app import OPERATIONS
+
+    missing = [
+        f"{op.method} {op.path}" for op in OPERATIONS if f"`{op.method} {op.path}`" not in README
+    ]
+    assert missing == []
