@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,12 +19,14 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from control.events import service as events
+from control.idempotency import repository as idempotency
 from control.links import state
 from control.outbox import repository as outbox
 from control.relay.projector import Projector
 from control.settings import ControlSettings
 
 LEADER_LOCK = 7460002
+PURGE_EVERY_S = 600.0
 log = logging.getLogger("ricochet.relay")
 
 
@@ -33,6 +36,7 @@ class Relay:
         self.engine = engine
         self.projector = Projector(redis)
         self.relayed = 0
+        self._next_purge = 0.0
         self.handlers: dict[str, Callable[[list[dict[str, Any]]], Awaitable[None]]] = {
             state.PROJECTION_TOPIC: self.projector.apply,
             events.TOPIC: self._events,
@@ -90,12 +94,24 @@ class Relay:
             while not stop.is_set():
                 try:
                     await self.drain()
+                    await self._housekeeping()
                 except Exception:
                     log.exception("relay pass failed; retrying")
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), 1.0)
                     continue
                 await self._wait(listener, stop)
+
+    async def _housekeeping(self) -> None:
+        """Leader-only chores that need no schedule of their own."""
+        now = time.monotonic()
+        if now < self._next_purge:
+            return
+        self._next_purge = now + PURGE_EVERY_S
+        async with self.engine.begin() as conn:
+            purged = await idempotency.purge_expired(conn)
+        if purged:
+            log.info("purged %d expired idempotency keys", purged)
 
     async def _wait(self, listener: psycopg.AsyncConnection, stop: asyncio.Event) -> None:
         # Returns on the first NOTIFY or after the poll interval; shutdown waits at most that.

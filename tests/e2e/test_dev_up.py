@@ -39,6 +39,26 @@ def _create_follow_count(info: dict[str, str], slug: str) -> float:
     return time.monotonic() - started
 
 
+def _change_destination_and_wait(info: dict[str, str], slug: str, destination: str) -> float:
+    """PATCH the destination of a link the edge has cached; seconds until the edge serves it."""
+    auth = {"authorization": f"Bearer {info['api_key']}"}
+    with httpx.Client(timeout=5, follow_redirects=False) as http:
+        [link] = http.get(
+            f"{info['control_url']}/api/v1/links", params={"q": slug}, headers=auth
+        ).json()["data"]
+        started = time.monotonic()
+        patched = http.patch(
+            f"{info['control_url']}/api/v1/links/{link['id']}",
+            json={"destination": destination},
+            headers=auth,
+        )
+        assert patched.status_code == 200, patched.text
+        while http.get(f"{info['edge_url']}/{slug}").headers.get("location") != destination:
+            assert time.monotonic() - started < 10, "the edge kept the old destination"
+            time.sleep(0.005)
+    return time.monotonic() - started
+
+
 def test_up_serves_the_thin_path_and_ctrl_c_leaves_nothing_behind(up: Up) -> None:
     info = up.start()
     assert set(info) == {
@@ -53,8 +73,10 @@ def test_up_serves_the_thin_path_and_ctrl_c_leaves_nothing_behind(up: Up) -> Non
     assert len(processes) >= 6  # postgres, redis, edge, control, relay, ingest (+ workers)
 
     elapsed = _create_follow_count(info, "e2e-hello")
+    changed = _change_destination_and_wait(info, "e2e-hello", "https://example.com/v2")
 
     assert elapsed < 2.0, f"create -> redirect -> counted took {elapsed:.2f}s"
+    assert changed < 1.0, f"destination change took {changed:.2f}s to reach the edge"
     assert up.stop(signal.SIGINT) == 0
     assert wait_gone(processes) == []
     assert not (up.home / "dev.json").exists()

@@ -146,3 +146,35 @@ def test_second_relay_stands_by_while_one_leads(control_settings: ControlSetting
             return first.is_set(), second_led
 
     assert run(go()) == (True, False)
+
+
+def test_leading_relay_purges_idempotency_keys_older_than_a_day(
+    api: TestClient, seed: Seed, control_settings: ControlSettings
+) -> None:
+    import psycopg
+
+    for key in ("old", "new"):
+        api.post(
+            "/api/v1/links",
+            json={"destination": "a.example"},
+            headers={**seed.alice.auth, "idempotency-key": key},
+        )
+    with psycopg.connect(control_settings.libpq_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = 'old'"
+        )
+
+    async def go() -> None:
+        async with resources(control_settings) as (engine, redis):
+            stop = asyncio.Event()
+            ready = asyncio.Event()
+            task = asyncio.create_task(Relay(control_settings, engine, redis).run(stop, ready.set))
+            await asyncio.wait_for(ready.wait(), 10)
+            await asyncio.sleep(0.3)
+            stop.set()
+            await asyncio.wait_for(task, 5)
+
+    run(go())
+    with psycopg.connect(control_settings.libpq_url) as conn:
+        keys = [r[0] for r in conn.execute("SELECT key FROM idempotency_keys").fetchall()]
+    assert keys == ["new"]
