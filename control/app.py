@@ -22,6 +22,7 @@ from control.domains.verify import dns_resolver
 from control.errors import ApiError
 from control.events import api as events_api
 from control.http import json_response, on_api_error, on_http_exception, on_unexpected
+from control.internal import api as internal_api
 from control.keys import api as keys_api
 from control.links import api as links_api
 from control.openapi import document
@@ -89,6 +90,7 @@ def create_app(config: settings.ControlSettings | None = None, resolver: Any = N
         Route("/_/readyz", readyz),
         Route("/api/v1/openapi.json", openapi),
         *(op.route() for op in OPERATIONS),
+        *internal_api.routes(),  # not in OPERATIONS: kept out of the OpenAPI document
     ]
     return Starlette(
         routes=routes,

@@ -26,6 +26,8 @@ class ControlSettings(msgspec.Struct, frozen=True, kw_only=True):
     relay_batch: int = 500
     relay_poll_s: float = 1.0  # fallback poll; LISTEN/NOTIFY wakes the relay at once
     log_level: str = "info"
+    # Bearer token of GET /internal/v1/resolve (the edge's miss fill); unset: no such route.
+    internal_token: str | None = None
 
     def validate(self) -> list[str]:
         problems = []
@@ -41,6 +43,8 @@ class ControlSettings(msgspec.Struct, frozen=True, kw_only=True):
             problems.append("RICOCHET_SHORT_URL_SCHEME must be http or https")
         if not 1 <= self.click_shards <= 256:
             problems.append("RICOCHET_CLICK_SHARDS must be between 1 and 256")
+        if self.internal_token is not None and len(self.internal_token) < 32:
+            problems.append("RICOCHET_INTERNAL_TOKEN must be at least 32 characters")
         return problems
 
     @property

@@ -1,5 +1,8 @@
-"""The redirect edge ASGI app (served by Granian with `factory=True`).
+"""The redirect edge: a raw ASGI fast path for `GET /<slug>`, Starlette for the rest.
 
+The fast path does only what a redirect needs — read a few headers, resolve from the
+worker's cache, decide, append the click, answer — which keeps it close to a bare ASGI app.
+Password POSTs and the operational endpoints go through Starlette routes.
 Invariant: nothing here talks to PostgreSQL or imports `control`.
 """
 
@@ -7,65 +10,322 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
+import secrets
+import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
-from edge import settings
+from edge import behaviour, pages, password, settings, visitor
 from edge.cache import LocalCache
 from edge.capture import ClickCapture
-from edge.resolve import Resolver
+from edge.ids import ClickIds
+from edge.metrics import Counters, Exporter
+from edge.resolve import ControlClient, Resolver, Unavailable
+from edge.spool import Spool
 from shared.clicks import ClickEvent
 from shared.hosts import normalise_host
-from shared.ids import uuid7
+from shared.records import LinkRecord
 
-_NOT_FOUND = PlainTextResponse("Not found\n", 404, headers={"x-robots-tag": "noindex"})
+log = logging.getLogger("ricochet.edge")
+VISITOR_COOKIE = "ric_vid"
+_REDIRECT_HEADERS = [
+    # A cached redirect would hide destination changes and clicks; an indexed one would
+    # put the short link in search results.
+    (b"cache-control", b"private, no-store"),
+    (b"x-robots-tag", b"noindex, nofollow"),
+    (b"content-length", b"0"),
+]
+_HTML = (b"content-type", b"text/html; charset=utf-8")
 
 
-@dataclass(frozen=True)
+@dataclass
 class EdgeState:
     settings: settings.EdgeSettings
     redis: Redis
     resolver: Resolver
     capture: ClickCapture
+    countries: visitor.Countries
+    attempts: password.Attempts
+    counters: Counters
+    exporter: Exporter
+    ids: ClickIds
+    secret: bytes
+    control: ControlClient | None
 
 
-async def redirect(request: Request) -> Response:
-    state: EdgeState = request.state.edge
-    host = normalise_host(request.headers.get("host", ""))
-    record = await state.resolver.resolve(host, request.path_params["slug"].lower())
-    if record is None:
-        return _NOT_FOUND
-    # HEAD is what link unfurlers and uptime checks send; only GET is a visit.
-    if state.settings.capture and request.method == "GET":
-        headers = request.headers
-        state.capture.record(
-            ClickEvent(
-                id=uuid7().hex,
-                ts_ms=time.time_ns() // 1_000_000,
-                link_id=record.link_id,
-                workspace_id=record.workspace_id,
-                domain_id=record.domain_id,
-                touch="qr" if request.query_params.get("qr") == "1" else "link",
-                user_agent=headers.get("user-agent", ""),
-                referrer=headers.get("referer", ""),
-            )
-        )
-    return Response(
-        status_code=record.status,
-        headers={
-            "location": record.destination,
-            # A cached 302 would hide destination changes and clicks; keep it out of caches.
-            "cache-control": "private, no-cache",
-            "x-robots-tag": "noindex",
-        },
+class Visit:
+    """The few request facts a redirect needs, read from the raw ASGI scope in one pass."""
+
+    __slots__ = (
+        "cookie",
+        "country",
+        "forwarded_for",
+        "host",
+        "peer",
+        "query",
+        "referer",
+        "user_agent",
     )
+
+    def __init__(self, scope: Scope, country_header: bytes | None) -> None:
+        self.host = self.user_agent = self.referer = self.cookie = ""
+        self.country: str | None = None
+        self.forwarded_for: str | None = None
+        for name, value in scope["headers"]:
+            if name == b"host":
+                self.host = value.decode("latin-1")
+            elif name == b"user-agent":
+                self.user_agent = value.decode("latin-1")
+            elif name == b"referer":
+                self.referer = value.decode("latin-1")
+            elif name == b"cookie":
+                self.cookie = value.decode("latin-1")
+            elif name == b"x-forwarded-for":
+                self.forwarded_for = value.decode("latin-1")
+            elif name == country_header:
+                self.country = value.decode("latin-1")
+        client = scope.get("client")
+        self.peer: str | None = client[0] if client else None
+        self.query: bytes = scope.get("query_string", b"")
+
+    def cookie_value(self, name: str) -> str | None:
+        if not self.cookie:
+            return None
+        for part in self.cookie.split(";"):
+            key, _, value = part.strip().partition("=")
+            if key == name:
+                return value
+        return None
+
+
+class Edge:
+    """The ASGI application Granian serves."""
+
+    def __init__(self, cfg: settings.EdgeSettings) -> None:
+        self.cfg = cfg
+        self.state: EdgeState | None = None
+        self.country_header = cfg.country_header.lower().encode() if cfg.country_header else None
+        self.starlette = Starlette(
+            routes=[
+                Route("/_/livez", livez),
+                Route("/_/readyz", readyz),
+                Route("/_/metrics", metrics),
+                Route("/{slug}", password_post, methods=["POST"]),
+            ],
+            lifespan=self.lifespan,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            method, path = scope["method"], scope["path"]
+            if (
+                (method == "GET" or method == "HEAD")
+                and path.count("/") == 1
+                and len(path) > 1
+                and path[1] != "_"
+            ):
+                await self.redirect(scope, send, path[1:].lower(), method == "GET")
+                return
+        await self.starlette(scope, receive, send)
+
+    async def redirect(self, scope: Scope, send: Send, slug: str, is_get: bool) -> None:
+        st = self.state
+        assert st is not None
+        visit = Visit(scope, self.country_header)
+        try:
+            record = await st.resolver.resolve(normalise_host(visit.host), slug)
+        except Unavailable:
+            st.counters.unavailable += 1
+            await _page(send, 503, pages.UNAVAILABLE, is_get, [(b"retry-after", b"2")])
+            return
+        if record is None:
+            st.counters.not_found += 1
+            await _page(send, 404, pages.NOT_FOUND, is_get)
+            return
+        if record.taken_down:
+            st.counters.gone += 1
+            await _page(send, 410, pages.TAKEN_DOWN, is_get)
+            return
+        if behaviour.expired(record, time.time_ns() // 1_000_000):
+            st.counters.gone += 1
+            if record.expired_url:
+                await _redirect(send, 302, record.expired_url, [])
+            else:
+                await _page(send, 410, pages.EXPIRED, is_get)
+            return
+        if record.password_hash and not password.cookie_valid(
+            st.secret, record, visit.cookie_value(password.cookie_name(record))
+        ):
+            st.counters.password_prompts += 1
+            await _page(send, 200, pages.password_form(scope["path"]), is_get)
+            return
+        await self.answer(st, send, record, visit, is_get)
+
+    async def answer(
+        self, st: EdgeState, send: Send, record: LinkRecord, visit: Visit, is_get: bool
+    ) -> None:
+        extra: list[tuple[bytes, bytes]] = []
+        visitor_id = ""
+        if record.variants:
+            visitor_id = visit.cookie_value(VISITOR_COOKIE) or ""
+            if not visitor_id:
+                visitor_id = secrets.token_hex(8)
+                extra.append(
+                    (
+                        b"set-cookie",
+                        f"{VISITOR_COOKIE}={visitor_id}; Max-Age=31536000; "
+                        "Path=/; HttpOnly; SameSite=Lax".encode(),
+                    )
+                )
+        ip = visitor.client_ip(visit.peer, visit.forwarded_for, self.cfg.trusted_proxy_hops)
+        country = visitor.header_country(visit.country) if self.country_header else ""
+        if record.countries and not country:
+            country = st.countries.lookup(ip)  # loads the GeoIP table on first need
+        forwarded, qr = behaviour.forwarded_params(visit.query)
+        choice = behaviour.choose(record, country, visitor.platform(visit.user_agent), visitor_id)
+        click_id = st.ids.new()
+        location, tracked = behaviour.finish(choice.url, record, forwarded, click_id)
+        if is_get and self.cfg.capture:
+            utm = record.utm or {}
+            st.capture.record(
+                ClickEvent(
+                    id=click_id,
+                    ts_ms=time.time_ns() // 1_000_000,
+                    link_id=record.link_id,
+                    workspace_id=record.workspace_id,
+                    domain_id=record.domain_id,
+                    touch="qr" if qr else "link",
+                    user_agent=visit.user_agent[:512],
+                    referrer=visit.referer[:1024],
+                    country=country,
+                    ip=ip or "",
+                    variant=choice.variant,
+                    utm_source=utm.get("source", ""),
+                    utm_medium=utm.get("medium", ""),
+                    utm_campaign=utm.get("campaign", ""),
+                    tracked=tracked,
+                )
+            )
+        st.counters.redirects += 1
+        await _redirect(send, record.status, location, extra)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        cfg = self.cfg
+        redis = Redis.from_url(
+            cfg.redis_url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30
+        )
+        counters = Counters()
+        control = (
+            ControlClient(cfg.control_url, cfg.internal_token, cfg.resolve_timeout_s)
+            if cfg.control_url and cfg.internal_token
+            else None
+        )
+        cache = LocalCache(cfg.cache_size, cfg.cache_ttl_s, cfg.negative_ttl_s)
+        resolver = Resolver(
+            redis,
+            cache,
+            counters,
+            normalise_host(cfg.default_domain),
+            cfg.fallback_to_default_domain,
+            control,
+        )
+        spool = Spool(cfg.spool_dir, f"{socket.gethostname()}-{os.getpid()}")
+        capture = ClickCapture(
+            redis,
+            spool,
+            counters,
+            shards=cfg.click_shards,
+            batch=cfg.capture_batch,
+            flush_ms=cfg.capture_flush_ms,
+            limit=cfg.capture_buffer,
+        )
+        if cfg.edge_secret is None:
+            log.warning("RICOCHET_EDGE_SECRET is not set: password cookies hold per worker only")
+        state = EdgeState(
+            settings=cfg,
+            redis=redis,
+            resolver=resolver,
+            capture=capture,
+            countries=visitor.Countries(),
+            attempts=password.Attempts(redis, cfg.password_attempts),
+            counters=counters,
+            exporter=Exporter(counters),
+            ids=ClickIds(),
+            secret=(cfg.edge_secret or secrets.token_hex(32)).encode(),
+            control=control,
+        )
+        self.state = state
+        tasks = [
+            asyncio.create_task(capture.run()),
+            asyncio.create_task(resolver.listen_invalidations()),
+            asyncio.create_task(_sync_metrics(state)),
+        ]
+        try:
+            yield {"edge": state}
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await capture.drain()
+            state.exporter.sync(len(capture.buffer), len(cache))
+            state.exporter.worker_exit()
+            if control is not None:
+                await control.aclose()
+            await redis.aclose()
+
+
+async def _sync_metrics(st: EdgeState) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        st.exporter.sync(len(st.capture.buffer), len(st.resolver.cache))
+
+
+async def _redirect(
+    send: Send, status: int, location: str, extra: list[tuple[bytes, bytes]]
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"location", location.encode()), *_REDIRECT_HEADERS, *extra],
+        }
+    )
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _page(
+    send: Send,
+    status: int,
+    body: bytes,
+    is_get: bool,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [
+        _HTML,
+        (b"cache-control", b"private, no-store"),
+        (b"x-robots-tag", b"noindex, nofollow"),
+        (b"content-length", str(len(body)).encode()),
+        *(extra or []),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body if is_get else b""})
+
+
+def _state(request: Request) -> EdgeState:
+    state: EdgeState = request.state.edge
+    return state
 
 
 async def livez(request: Request) -> Response:
@@ -73,47 +333,75 @@ async def livez(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    state: EdgeState = request.state.edge
+    st = _state(request)
+    body: dict[str, Any] = {
+        "buffered_clicks": len(st.capture.buffer),
+        "invalidations": st.resolver.subscribed,
+        "spooling": st.capture.redis_down,
+    }
     try:
-        await state.redis.ping()
+        await st.redis.ping()
     except Exception as exc:  # readiness reports, it does not crash
-        return JSONResponse({"status": "degraded", "redis": str(exc)[:200]}, 503)
-    return JSONResponse({"status": "ok", "buffered_clicks": len(state.capture.buffer)})
+        return JSONResponse({"status": "degraded", "redis": str(exc)[:200], **body}, 503)
+    return JSONResponse({"status": "ok", **body})
 
 
-def create_app(config: settings.EdgeSettings | None = None) -> Starlette:
-    cfg = config or settings.load()
+async def metrics(request: Request) -> Response:
+    st = _state(request)
+    st.exporter.sync(len(st.capture.buffer), len(st.resolver.cache))
+    return Response(st.exporter.render(), media_type="text/plain; version=0.0.4")
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, EdgeState]]:
-        redis = Redis.from_url(
-            cfg.redis_url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30
+
+async def password_post(request: Request) -> Response:
+    """The password form posts here; success answers 303 back to the link with a cookie."""
+    st = _state(request)
+    slug = request.path_params["slug"].lower()
+    host = normalise_host(request.headers.get("host", ""))
+    try:
+        record = await st.resolver.resolve(host, slug)
+    except Unavailable:
+        return Response(pages.UNAVAILABLE, 503, media_type="text/html")
+    if record is None or not record.password_hash or record.taken_down:
+        return Response(pages.NOT_FOUND, 404, media_type="text/html")
+    client = request.client.host if request.client else None
+    ip = (
+        visitor.client_ip(
+            client, request.headers.get("x-forwarded-for"), st.settings.trusted_proxy_hops
         )
-        cache = LocalCache(cfg.cache_size, cfg.cache_ttl_s, cfg.negative_ttl_s)
-        resolver = Resolver(
-            redis, cache, normalise_host(cfg.default_domain), cfg.fallback_to_default_domain
-        )
-        capture = ClickCapture(
-            redis, cfg.click_shards, cfg.capture_batch, cfg.capture_flush_ms, cfg.capture_buffer
-        )
-        tasks = [
-            asyncio.create_task(capture.run()),
-            asyncio.create_task(resolver.listen_invalidations()),
-        ]
-        try:
-            yield {"edge": EdgeState(cfg, redis, resolver, capture)}
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await capture.drain()
-            await redis.aclose()
-
-    return Starlette(
-        routes=[
-            Route("/_/livez", livez),
-            Route("/_/readyz", readyz),
-            Route("/{slug}", redirect, methods=["GET", "HEAD"]),
-        ],
-        lifespan=lifespan,
+        or "unknown"
     )
+    if not await st.attempts.allowed(record.link_id, ip):
+        return Response(
+            pages.TOO_MANY,
+            429,
+            media_type="text/html",
+            headers={"retry-after": str(password.ATTEMPT_WINDOW_S)},
+        )
+    given = password.password_from_form(await request.body())
+    if given is None or not await password.check(record, given):
+        await st.attempts.failed(record.link_id, ip)
+        return Response(
+            pages.password_form(request.url.path, wrong=True),
+            403,
+            media_type="text/html",
+            headers={"cache-control": "private, no-store"},
+        )
+    name, value = password.make_cookie(st.secret, record)
+    response = Response(
+        status_code=303,
+        headers={"location": request.url.path, "cache-control": "private, no-store"},
+    )
+    response.set_cookie(
+        name,
+        value,
+        max_age=password.COOKIE_TTL_S,
+        path=request.url.path,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+def create_app(config: settings.EdgeSettings | None = None) -> Edge:
+    return Edge(config or settings.load())

@@ -1,9 +1,10 @@
-"""Click capture: O(1) append on the response path, batched XADD off it.
+"""Click capture: O(1) append on the response path, batched XADD off it, nothing lost.
 
 The redirect only appends to a list. A background task flushes a batch every few
 milliseconds (or when it is full) as one stream entry on the next `clicks:{n}` shard. When
-Redis fails, events stay buffered and are retried; past the buffer bound they are counted
-as dropped (a metric that must stay at zero).
+Redis fails, batches go to the local spool file instead, and Redis is probed once a second;
+when it answers again the spool is replayed first. Only when the spool itself cannot be
+written (disk full) and the in-memory bound is reached are events dropped, and counted.
 """
 
 from __future__ import annotations
@@ -12,75 +13,134 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 
 from redis.asyncio import Redis
 
+from edge.metrics import Counters
+from edge.spool import Spool
 from shared.clicks import BATCH_FIELD, ClickEvent, encode_batch
 from shared.keys import click_stream
 
 log = logging.getLogger("ricochet.edge")
+PROBE_EVERY_S = 1.0
 
 
 class ClickCapture:
-    def __init__(self, redis: Redis, shards: int, batch: int, flush_ms: int, limit: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        spool: Spool,
+        counters: Counters,
+        *,
+        shards: int,
+        batch: int,
+        flush_ms: int,
+        limit: int,
+    ) -> None:
         self.redis = redis
+        self.spool = spool
+        self.counters = counters
         self.shards = shards
         self.batch = batch
         self.interval = flush_ms / 1000
         self.limit = limit
         self.buffer: list[ClickEvent] = []
-        self.captured = 0
-        self.flushed = 0
-        self.dropped = 0
+        self.redis_down = False
+        self._next_probe = 0.0
         self._shard = random.randrange(shards)
         self._full = asyncio.Event()
 
     def record(self, event: ClickEvent) -> None:
         if len(self.buffer) >= self.limit:
-            self.dropped += 1
+            self.counters.clicks_dropped += 1
             return
         self.buffer.append(event)
-        self.captured += 1
+        self.counters.clicks_captured += 1
         if len(self.buffer) >= self.batch:
             self._full.set()
 
+    async def _xadd(self, payload: bytes) -> None:
+        shard = self._shard
+        self._shard = (shard + 1) % self.shards
+        await self.redis.xadd(click_stream(shard), {BATCH_FIELD: payload})
+
     async def flush(self) -> None:
+        """Move everything buffered to Redis, or to the spool when Redis is down."""
         while self.buffer:
             chunk = self.buffer[: self.batch]
-            shard = self._shard
-            self._shard = (shard + 1) % self.shards
-            await self.redis.xadd(click_stream(shard), {BATCH_FIELD: encode_batch(chunk)})
-            # Only now forget them: a failed XADD leaves the chunk at the front of the buffer.
+            payload = encode_batch(chunk)
+            if not self.redis_down:
+                try:
+                    await self._xadd(payload)
+                    del self.buffer[: len(chunk)]
+                    self.counters.clicks_flushed += len(chunk)
+                    continue
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("redis unreachable for clicks (%s); spooling", exc)
+                    self.redis_down = True
+                    self._next_probe = time.monotonic() + PROBE_EVERY_S
+            try:
+                self.spool.append(payload)
+            except OSError as exc:
+                # Keep them in memory (bounded by `limit`) and try again next round.
+                log.error("cannot spool clicks (%s); %d held in memory", exc, len(self.buffer))
+                return
             del self.buffer[: len(chunk)]
-            self.flushed += len(chunk)
+            self.counters.clicks_spooled += len(chunk)
+
+    async def recover(self) -> None:
+        """If Redis is reachable again (or spool files exist), replay the spool first."""
+        if self.redis_down:
+            if time.monotonic() < self._next_probe:
+                return
+            self._next_probe = time.monotonic() + PROBE_EVERY_S
+            try:
+                await self.redis.ping()
+            except Exception:
+                return
+        elif time.monotonic() < self._next_probe:
+            return  # Redis is fine: look for spool files (ours or orphans) once a second
+        else:
+            self._next_probe = time.monotonic() + PROBE_EVERY_S
+        if not self.spool.has_files():
+            self.redis_down = False
+            return
+        try:
+            sent = await self.spool.replay(self._replay_one)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("spool replay interrupted (%s); will retry", exc)
+            self.redis_down = True
+            return
+        self.redis_down = False
+        if sent:
+            log.info("replayed %d spooled click batches", sent)
+
+    async def _replay_one(self, payload: bytes) -> None:
+        await self._xadd(payload)
+        # Counting events means decoding; frames are small and this is off the hot path.
+        from shared.clicks import decode_batch
+
+        self.counters.clicks_replayed += len(decode_batch(payload))
 
     async def run(self) -> None:
-        backoff = self.interval
+        self.spool.orphans_of_dead()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._full.wait(), self.interval)
             self._full.clear()
-            try:
-                await self.flush()
-                backoff = self.interval
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("click flush failed (%s); %d events buffered", exc, len(self.buffer))
-                backoff = min(backoff * 2, 2.0)
-                await asyncio.sleep(backoff)
+            await self.recover()
+            await self.flush()
 
-    async def drain(self, within: float = 10.0) -> None:
-        """On shutdown: push out everything buffered, retrying for up to `within` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while self.buffer and loop.time() < deadline:
-            try:
-                await self.flush()
-            except Exception as exc:
-                log.warning("drain: flush failed (%s), retrying", exc)
-                await asyncio.sleep(0.2)
+    async def drain(self) -> None:
+        """On shutdown: everything buffered goes to Redis, or failing that to the spool."""
+        await self.flush()
         if self.buffer:
-            log.error("drain: %d click events could not be written", len(self.buffer))
-            self.dropped += len(self.buffer)
+            self.counters.clicks_dropped += len(self.buffer)
+            log.error("shutdown: %d click events could not be written anywhere", len(self.buffer))
             self.buffer.clear()
+        self.spool.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import sys
 from pathlib import Path
@@ -63,10 +64,27 @@ def _serve(target: str, host: str, port: int, workers: int) -> None:
 @_fail_on_settings
 def edge() -> None:
     """Serve the redirect edge (RICOCHET_EDGE_HOST/PORT/WORKERS)."""
+    import secrets
+    import shutil
+    import tempfile
+
     from edge.settings import load
 
     cfg = load()
-    _serve("edge.app:create_app", cfg.edge_host, cfg.edge_port, cfg.edge_workers)
+    # Workers must agree on the cookie-signing secret; without one configured, mint one
+    # here, before Granian starts them, and hand it down through the environment.
+    if cfg.edge_secret is None:
+        os.environ["RICOCHET_EDGE_SECRET"] = secrets.token_urlsafe(48)
+    # Prometheus multi-process mode: each worker writes its counters to files here, and
+    # /_/metrics sums them. A fresh directory per run, so old workers' numbers never leak in.
+    metrics_dir = Path(cfg.metrics_dir or tempfile.mkdtemp(prefix="ricochet-edge-metrics-"))
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    try:
+        _serve("edge.app:create_app", cfg.edge_host, cfg.edge_port, cfg.edge_workers)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @main.command()
@@ -320,3 +338,53 @@ def links_restore(link_id: str) -> None:
     """Lift the takedown of LINK_ID."""
     out = _set_takedown(link_id, None)
     click.echo(f"restored: {out['short_url']}")
+
+
+@main.group()
+def cache() -> None:
+    """The Redis projection of links that the edge reads."""
+
+
+@cache.command("rebuild")
+@_fail_on_settings
+def cache_rebuild() -> None:
+    """Re-project every live link into Redis, e.g. after Redis lost its data.
+
+    Pages through the links of all workspaces in id order, 1,000 at a time, and writes each
+    with the relay's version guard: a newer value already in Redis is never rolled back.
+    Safe while everything serves, and to run again. It only writes live links: keys of
+    deleted links still in Redis are left for the relay to remove.
+    """
+    import time
+
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from control.db import create_engine
+    from control.internal.service import rebuild
+
+    cfg = _control_settings()
+    started = time.monotonic()
+    done = 0
+
+    def progress(count: int) -> None:
+        nonlocal done
+        done = count
+        click.echo(f"rebuilt {count} links…", err=True)
+
+    async def go() -> int:
+        engine = create_engine(cfg.sqlalchemy_url, 1)
+        redis = Redis.from_url(cfg.redis_url)
+        try:
+            return await rebuild(engine, redis, progress)
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    try:
+        total = asyncio.run(go())
+    except (RedisError, SQLAlchemyError, OSError) as exc:  # say how far it got, no traceback
+        click.echo(f"ricochet: cache rebuild failed after {done} links: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"rebuilt {total} links in {time.monotonic() - started:.1f}s", err=True)

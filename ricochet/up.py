@@ -71,10 +71,11 @@ class Stack:
 
     # -- servers and data ---------------------------------------------------------------
 
-    def _secret_key(self) -> str:
-        if key := os.environ.get("RICOCHET_SECRET_KEY"):
-            return key
-        path = self.home / "secret_key"
+    def _secret(self, name: str) -> str:
+        """RICOCHET_<NAME> if set, else one generated once and kept (0600) in RICOCHET_HOME."""
+        if value := os.environ.get(f"RICOCHET_{name.upper()}"):
+            return value
+        path = self.home / name
         if not path.exists():
             path.write_text(secrets.token_urlsafe(48))
             path.chmod(0o600)
@@ -103,7 +104,7 @@ class Stack:
             **os.environ,
             "RICOCHET_DATABASE_URL": database_url,
             "RICOCHET_REDIS_URL": redis_url,
-            "RICOCHET_SECRET_KEY": self._secret_key(),
+            "RICOCHET_SECRET_KEY": self._secret("secret_key"),
             "RICOCHET_EDGE_PORT": str(self.edge_port),
             "RICOCHET_CONTROL_PORT": str(self.control_port),
             "RICOCHET_SHORT_URL_SCHEME": os.environ.get("RICOCHET_SHORT_URL_SCHEME", "http"),
@@ -113,6 +114,11 @@ class Stack:
             "RICOCHET_FALLBACK_TO_DEFAULT_DOMAIN": os.environ.get(
                 "RICOCHET_FALLBACK_TO_DEFAULT_DOMAIN", "true"
             ),
+            # The edge fills Redis misses from the control plane with this shared token.
+            "RICOCHET_CONTROL_URL": f"http://127.0.0.1:{self.control_port}",
+            "RICOCHET_INTERNAL_TOKEN": self._secret("internal_token"),
+            "RICOCHET_EDGE_SECRET": self._secret("edge_secret"),
+            "RICOCHET_SPOOL_DIR": os.environ.get("RICOCHET_SPOOL_DIR", str(self.home / "spool")),
         }
         click.echo("migrating ...", err=True)
         from control.migrate import upgrade

@@ -20,7 +20,14 @@ class ClickEvent(msgspec.Struct, array_like=True, frozen=True):
     touch: str = "link"  # "link" or "qr"
     user_agent: str = ""
     referrer: str = ""
-    country: str = ""
+    country: str = ""  # ISO 3166 alpha-2 from a trusted CDN header; "" lets ingest look it up
+    # The visitor's address, only so ingest can find the country; never stored.
+    ip: str = ""
+    variant: int = -1  # index of the A/B variant served; -1 when none
+    utm_source: str = ""
+    utm_medium: str = ""
+    utm_campaign: str = ""
+    tracked: bool = False  # the nim_ct click token (nimct_<id>) was appended
 
 
 _encoder = msgspec.msgpack.Encoder()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import BigInteger, DateTime, Index
+from sqlalchemy import BigInteger, DateTime, Index, SmallInteger
 from sqlalchemy.orm import Mapped, mapped_column
 
 from control.db import Base
@@ -24,6 +24,18 @@ class Click(Base):
     user_agent: Mapped[str]
     referrer: Mapped[str]
     country: Mapped[str]
+    # Derived by ingest from the user agent and referrer (control/clicks/visitor.py).
+    device: Mapped[str] = mapped_column(server_default="")
+    browser: Mapped[str] = mapped_column(server_default="")
+    os: Mapped[str] = mapped_column(server_default="")
+    bot: Mapped[bool] = mapped_column(server_default="false")
+    referrer_host: Mapped[str] = mapped_column(server_default="")
+    social: Mapped[str] = mapped_column(server_default="")
+    variant: Mapped[int] = mapped_column(SmallInteger, server_default="-1")
+    utm_source: Mapped[str] = mapped_column(server_default="")
+    utm_medium: Mapped[str] = mapped_column(server_default="")
+    utm_campaign: Mapped[str] = mapped_column(server_default="")
+    tracked: Mapped[bool] = mapped_column(server_default="false")
 
 
 class LinkStats(Base):

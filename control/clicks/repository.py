@@ -3,49 +3,37 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections import Counter
+from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from control.clicks.models import Click, LinkStats
-from shared.clicks import ClickEvent
+from control.db import table
 
 
-def _row(event: ClickEvent) -> dict[str, object]:
-    return {
-        "id": uuid.UUID(hex=event.id),
-        "link_id": uuid.UUID(event.link_id),
-        "workspace_id": uuid.UUID(event.workspace_id),
-        "domain_id": uuid.UUID(event.domain_id),
-        "clicked_at": dt.datetime.fromtimestamp(event.ts_ms / 1000, dt.UTC),
-        "touch": event.touch,
-        "user_agent": event.user_agent[:512],
-        "referrer": event.referrer[:1024],
-        "country": event.country[:2],
-    }
-
-
-async def store(conn: AsyncConnection, events: list[ClickEvent]) -> int:
+async def store(conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
     """Insert clicks not seen before and advance totals by exactly those; returns how many."""
-    if not events:
+    if not rows:
         return 0
     result = await conn.execute(
-        insert(Click)
-        .values([_row(e) for e in events])
-        .on_conflict_do_nothing()
-        .returning(Click.link_id)
+        # Core table + RETURNING: batched multi-row INSERTs from one cached compilation.
+        insert(table(Click)).on_conflict_do_nothing().returning(Click.link_id),
+        rows,
     )
     per_link = Counter(row[0] for row in result)
     if per_link:
-        stmt = insert(LinkStats).values(
-            [{"link_id": link_id, "clicks": n} for link_id, n in sorted(per_link.items())]
-        )
+        stmt = insert(LinkStats)
         await conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=[LinkStats.link_id],
                 set_={"clicks": LinkStats.clicks + stmt.excluded.clicks},
-            )
+            ),
+            [{"link_id": link_id, "clicks": n} for link_id, n in sorted(per_link.items())],
         )
     return sum(per_link.values())
+
+
+def ts(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)

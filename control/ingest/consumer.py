@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from control.clicks import enrich
 from control.clicks import repository as clicks
 from control.settings import ControlSettings
 from shared.clicks import BATCH_FIELD, ClickEvent, decode_batch
@@ -65,8 +66,23 @@ class Ingest:
                     {b"stream": stream.encode(), b"entry": entry_id, b"error": str(exc).encode()}
                 )
                 await self.redis.xadd(DEAD_STREAM, dead)
+        who = enrich.visitors()
+        rows = []
+        for event in events:
+            try:
+                rows.append(enrich.row(event, who))
+            except ValueError as exc:  # ids that are not UUIDs: a producer bug, keep evidence
+                log.error("unusable click %s on %s: %s", event.id, stream, exc)
+                await self.redis.xadd(
+                    DEAD_STREAM,
+                    {
+                        b"stream": stream.encode(),
+                        b"event": msgspec.msgpack.encode(event),
+                        b"error": str(exc).encode(),
+                    },
+                )
         async with self.engine.begin() as conn:
-            inserted = await clicks.store(conn, events)
+            inserted = await clicks.store(conn, rows)
         if ids:
             await self.redis.xack(stream, INGEST_GROUP, *ids)
         self.stored += inserted
@@ -120,6 +136,7 @@ class Ingest:
         return stored
 
     async def run(self, stop: asyncio.Event, on_ready: Callable[[], None] | None = None) -> None:
+        await asyncio.to_thread(enrich.visitors)  # load the parsers now, not on the first click
         await self.ensure_groups()
         await self.recover_own_pending()
         if on_ready:
@@ -127,7 +144,13 @@ class Ingest:
         while not stop.is_set():
             try:
                 await self.step()
-            except Exception:
+            except Exception as exc:
+                if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                    # Redis lost the group (flushed, or restarted without persistence).
+                    log.warning("consumer group missing; creating it again")
+                    with contextlib.suppress(Exception):
+                        await self.ensure_groups()
+                    continue
                 log.exception("ingest step failed; retrying")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)

@@ -107,12 +107,13 @@ def record(link: Link) -> LinkRecord:
         expired_url=link.expired_url or "",
         password_hash=link.password_hash or "",
         taken_down=link.taken_down_at is not None,
-        utm={k: v for k, v in (link.utm or {}).items() if v},
+        utm={k: v for k, v in (link.utm or {}).items() if v} or None,
         forward_query=link.forward_query,
         track_conversions=link.track_conversions,
-        countries={k.upper(): v for k, v in routing.get("countries", {}).items()},
-        devices=dict(routing.get("devices", {})),
-        variants=[(v["destination"], int(v.get("weight", 1))) for v in routing.get("variants", [])],
+        countries={k.upper(): v for k, v in routing.get("countries", {}).items()} or None,
+        devices=dict(routing.get("devices", {})) or None,
+        variants=[(v["destination"], int(v.get("weight", 1))) for v in routing.get("variants", [])]
+        or None,
     )
 
 

@@ -129,3 +129,65 @@ def test_undecodable_entry_is_parked_not_dropped(control_settings: ControlSettin
 
     assert run(go()) == (1, 0)
     assert _count(control_settings, "SELECT count(*) FROM clicks") == 1
+
+
+def test_ingest_derives_the_visitor_context_and_never_stores_the_address(
+    control_settings: ControlSettings,
+) -> None:
+    import msgspec
+
+    iphone = (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+    )
+    human = msgspec.structs.replace(
+        _event(),
+        user_agent=iphone,
+        ip="8.8.8.8",
+        referrer="https://l.instagram.com/x",
+        utm_source="news",
+        variant=1,
+        tracked=True,
+    )
+    bot = msgspec.structs.replace(
+        _event(),
+        user_agent="Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    )
+
+    async def go() -> None:
+        async with resources(control_settings) as (engine, redis):
+            ingest = Ingest(control_settings, engine, redis, "t")
+            await ingest.ensure_groups()
+            await redis.xadd(click_stream(0), {BATCH_FIELD: encode_batch([human, bot])})
+            while ingest.stored < 2:
+                await ingest.step()
+
+    run(go())
+
+    with psycopg.connect(control_settings.libpq_url) as conn:
+        rows = conn.execute(
+            "SELECT id, country, device, browser, os, bot, referrer_host, social, variant, "
+            "utm_source, tracked FROM clicks"
+        ).fetchall()
+        columns = [
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'clicks'"
+            )
+        ]
+    by_id = {r[0].hex: r[1:] for r in rows}
+    assert by_id[human.id] == (
+        "US",
+        "mobile",
+        "Mobile Safari",
+        "iOS",
+        False,
+        "l.instagram.com",
+        "instagram",
+        1,
+        "news",
+        True,
+    )
+    assert by_id[bot.id][1] == "bot"
+    assert by_id[bot.id][4] is True
+    assert not any(c == "ip" or "address" in c for c in columns)

@@ -51,12 +51,12 @@ def test_a_link_record_is_a_positional_array_in_declared_order() -> None:
         "",  # expired_url
         "",  # password_hash
         False,  # taken_down
-        {},  # utm
+        None,  # utm
         False,  # forward_query
         False,  # track_conversions
-        {},  # countries
-        {},  # devices
-        [],  # variants
+        None,  # countries
+        None,  # devices
+        None,  # variants
     ]
 
 
