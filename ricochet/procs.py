@@ -74,6 +74,9 @@ def as_user(user: str | None) -> dict[str, Any]:
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the servers themselves bind: a port whose old connections linger in TIME_WAIT is
+        # free for a new listener, and a restart must get its old port back.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

@@ -28,7 +28,12 @@ class Up:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 90) -> dict[str, str]:
+        return self.start_with({}, timeout)
+
+    def start_with(self, settings: dict[str, str], timeout: float = 90) -> dict[str, str]:
+        """Start with these RICOCHET_* variables (and no others from this environment)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("RICOCHET_")}
+        env.update(settings)
         (self.home / "dev.json").unlink(missing_ok=True)
         with (self.home.parent / f"{self.home.name}-up.log").open("ab") as log:
             self.proc = subprocess.Popen(

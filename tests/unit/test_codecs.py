@@ -174,3 +174,18 @@ def test_msgpack_of_the_wrong_shape_is_refused_as_a_batch(payload: object) -> No
     # When decoded / Then it is a validation error
     with pytest.raises(msgspec.ValidationError):
         decode_batch(data)
+
+
+def test_a_torn_last_spool_frame_is_ignored_and_whole_frames_are_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from edge.spool import Spool, read_frames
+
+    # Given two whole frames and a third cut short by a crash mid-write
+    spool = Spool(tmp_path, "w")
+    spool.append(b"first")
+    spool.append(b"second")
+    spool.close()
+    with spool.path.open("ab") as f:
+        f.write(b"\x00\x00\x00\x09par")
+
+    # When read / Then the whole frames come back, the torn one does not
+    assert read_frames(spool.path) == [b"first", b"second"]
