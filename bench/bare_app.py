@@ -28,3 +28,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 return
     await send(_START)
     await send(_BODY)
+
+
+def create_app() -> Any:
+    """Factory, so Granian serves this exactly as `ricochet edge` serves the edge."""
+    return app

@@ -21,7 +21,7 @@ class ControlSettings(msgspec.Struct, frozen=True, kw_only=True):
     click_shards: int = 4
     db_pool_size: int = 10
     rate_limit_per_minute: int = 600  # per API key; 0 turns limits off
-    ingest_batch: int = 200  # stream entries per read; each entry is a batch of clicks
+    ingest_batch: int = 10  # stream entries per read and shard; each carries up to ~1,000 clicks
     ingest_block_ms: int = 1000
     relay_batch: int = 500
     relay_poll_s: float = 1.0  # fallback poll; LISTEN/NOTIFY wakes the relay at once

@@ -116,6 +116,7 @@ class Edge:
         self.cfg = cfg
         self.state: EdgeState | None = None
         self.country_header = cfg.country_header.lower().encode() if cfg.country_header else None
+        self._hosts: dict[str, str] = {}
         self.starlette = Starlette(
             routes=[
                 Route("/_/livez", livez),
@@ -143,8 +144,13 @@ class Edge:
         st = self.state
         assert st is not None
         visit = Visit(scope, self.country_header)
+        host = self._hosts.get(visit.host)
+        if host is None:
+            host = normalise_host(visit.host)
+            if len(self._hosts) < 1024:  # a site serves few host names; never grow unbounded
+                self._hosts[visit.host] = host
         try:
-            record = await st.resolver.resolve(normalise_host(visit.host), slug)
+            record = await st.resolver.resolve(host, slug)
         except Unavailable:
             st.counters.unavailable += 1
             await _page(send, 503, pages.UNAVAILABLE, is_get, [(b"retry-after", b"2")])
@@ -188,12 +194,16 @@ class Edge:
                         "Path=/; HttpOnly; SameSite=Lax".encode(),
                     )
                 )
-        ip = visitor.client_ip(visit.peer, visit.forwarded_for, self.cfg.trusted_proxy_hops)
+        hops = self.cfg.trusted_proxy_hops
+        # The socket peer comes from the server, already an address: only a forwarded one
+        # needs checking (ingest, which uses it, copes with the odd malformed one anyway).
+        ip = visitor.client_ip(visit.peer, visit.forwarded_for, hops) if hops else visit.peer
         country = visitor.header_country(visit.country) if self.country_header else ""
         if record.countries and not country:
             country = st.countries.lookup(ip)  # loads the GeoIP table on first need
         forwarded, qr = behaviour.forwarded_params(visit.query)
-        choice = behaviour.choose(record, country, visitor.platform(visit.user_agent), visitor_id)
+        platform = visitor.platform(visit.user_agent) if record.devices else "desktop"
+        choice = behaviour.choose(record, country, platform, visitor_id)
         click_id = st.ids.new()
         location, tracked = behaviour.finish(choice.url, record, forwarded, click_id)
         if is_get and self.cfg.capture:

@@ -21,7 +21,7 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     cache_ttl_s: float = 30.0  # safety net: invalidation messages normally evict sooner
     negative_ttl_s: float = 2.0
     capture: bool = True
-    capture_batch: int = 256
+    capture_batch: int = 1024
     capture_flush_ms: int = 50
     capture_buffer: int = 200_000
     # Where clicks go while Redis is unreachable; replayed when it returns.
