@@ -43,8 +43,20 @@ SLUG = "hot"
 
 def _wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", "Host: localhost",
-         url], capture_output=True, text=True, check=True).stdout
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-H",
+            "Host: localhost",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     lat = {}
     for q in ("50", "90", "99"):
@@ -54,21 +66,50 @@ def _wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
             lat[f"p{q}_ms"] = value
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: .*", out)
-    return {"rps": rps, **lat, "bad_responses": float(non2xx.group(1)) if non2xx else 0.0,
-            "socket_errors": 1.0 if errors else 0.0}
+    return {
+        "rps": rps,
+        **lat,
+        "bad_responses": float(non2xx.group(1)) if non2xx else 0.0,
+        "socket_errors": 1.0 if errors else 0.0,
+    }
 
 
 def _oha(url: str, seconds: int, connections: int) -> dict[str, float]:
     out = subprocess.run(
-        ["oha", "-z", f"{seconds}s", "-c", str(connections), "--no-tui", "-j", "--redirect", "0",
-         "-H", "Host: localhost", url], capture_output=True, text=True, check=True).stdout
+        [
+            "oha",
+            "-z",
+            f"{seconds}s",
+            "-c",
+            str(connections),
+            "--no-tui",
+            "-j",
+            "--redirect",
+            "0",
+            "-H",
+            "Host: localhost",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     data = json.loads(out)
     pct = data.get("latencyPercentiles", {})
-    return {"rps": data["summary"]["requestsPerSec"], "p50_ms": pct.get("p50", 0) * 1000,
-            "p90_ms": pct.get("p90", 0) * 1000, "p99_ms": pct.get("p99", 0) * 1000,
-            "bad_responses": float(sum(v for k, v in data.get("statusCodeDistribution", {}).items()
-                                       if not k.startswith("3"))),
-            "socket_errors": float(len(data.get("errorDistribution", {})))}
+    return {
+        "rps": data["summary"]["requestsPerSec"],
+        "p50_ms": pct.get("p50", 0) * 1000,
+        "p90_ms": pct.get("p90", 0) * 1000,
+        "p99_ms": pct.get("p99", 0) * 1000,
+        "bad_responses": float(
+            sum(
+                v
+                for k, v in data.get("statusCodeDistribution", {}).items()
+                if not k.startswith("3")
+            )
+        ),
+        "socket_errors": float(len(data.get("errorDistribution", {}))),
+    }
 
 
 def _driver() -> tuple[str, object]:
@@ -76,11 +117,15 @@ def _driver() -> tuple[str, object]:
         return "wrk", _wrk
     if shutil.which("oha"):
         return "oha", _oha
-    sys.exit("bench.ceiling needs wrk or oha on PATH (Debian: apt install wrk). "
-             "`ricochet bench redirect` drives load with locust when neither is present.")
+    sys.exit(
+        "bench.ceiling needs wrk or oha on PATH (Debian: apt install wrk). "
+        "`ricochet bench redirect` drives load with locust when neither is present."
+    )
 
 
-def _start(name: str, argv: list[str], env: dict[str, str], port: int, logs: Path) -> subprocess.Popen[bytes]:
+def _start(
+    name: str, argv: list[str], env: dict[str, str], port: int, logs: Path
+) -> subprocess.Popen[bytes]:
     proc = procs.spawn(argv, log=logs / f"{name}.log", env=env)
     if not procs.wait_port(port, time.monotonic() + 30, proc):
         raise SystemExit(f"{name} did not start:\n{procs.tail(logs / f'{name}.log')}")
@@ -108,34 +153,54 @@ def main() -> None:
     import redis
 
     client = redis.Redis.from_url(redis_url)
-    record = LinkRecord("00000000-0000-4000-8000-000000000001", "ws", "dom", 1,
-                        "https://example.com/landing")
+    record = LinkRecord(
+        "00000000-0000-4000-8000-000000000001", "ws", "dom", 1, "https://example.com/landing"
+    )
     client.hset(link_key("localhost", SLUG), mapping={"v": 1, "r": encode_link(record)})
     python = sys.executable
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("RICOCHET_")}
     servers: dict[str, subprocess.Popen[bytes]] = {}
-    ports = {name: procs.free_port(None) for name in ("bare", "edge_capture_on", "edge_capture_off")}
+    names = ("bare", "edge_capture_on", "edge_capture_off")
+    ports = {name: procs.free_port(None) for name in names}
     try:
-        servers["bare"] = _start("bare", [python, "-m", "bench.serve", "bench.bare_app:create_app",
-                                          str(ports["bare"]), str(args.workers)],
-                                 base_env, ports["bare"], logs)
+        servers["bare"] = _start(
+            "bare",
+            [
+                python,
+                "-m",
+                "bench.serve",
+                "bench.bare_app:create_app",
+                str(ports["bare"]),
+                str(args.workers),
+            ],
+            base_env,
+            ports["bare"],
+            logs,
+        )
         for name, capture in (("edge_capture_on", "true"), ("edge_capture_off", "false")):
-            env = {**base_env, "RICOCHET_REDIS_URL": redis_url, "RICOCHET_CAPTURE": capture,
-                   "RICOCHET_SPOOL_DIR": str(home / f"spool-{name}"),
-                   "RICOCHET_EDGE_PORT": str(ports[name]),
-                   "RICOCHET_EDGE_WORKERS": str(args.workers)}
-            servers[name] = _start(name, [python, "-m", "ricochet.cli", "edge"], env, ports[name],
-                                   logs)
+            env = {
+                **base_env,
+                "RICOCHET_REDIS_URL": redis_url,
+                "RICOCHET_CAPTURE": capture,
+                "RICOCHET_SPOOL_DIR": str(home / f"spool-{name}"),
+                "RICOCHET_EDGE_PORT": str(ports[name]),
+                "RICOCHET_EDGE_WORKERS": str(args.workers),
+            }
+            servers[name] = _start(
+                name, [python, "-m", "ricochet.cli", "edge"], env, ports[name], logs
+            )
         results: dict[str, list[dict[str, float]]] = {name: [] for name in ports}
-        for name, port in ports.items():  # warm-up: caches filled, code paths hot
+        for port in ports.values():  # warm-up: caches filled, code paths hot
             drive(f"http://127.0.0.1:{port}/{SLUG}", 2, args.connections)  # type: ignore[operator]
         for r in range(args.rounds):
             for name, port in ports.items():
                 result = drive(f"http://127.0.0.1:{port}/{SLUG}", args.seconds, args.connections)  # type: ignore[operator]
                 results[name].append(result)
-                print(f"round {r + 1} {name:<18} {result['rps']:>9.0f} req/s  "
-                      f"p50 {result.get('p50_ms', 0):.2f} ms  p99 {result.get('p99_ms', 0):.2f} ms",
-                      flush=True)
+                print(
+                    f"round {r + 1} {name:<18} {result['rps']:>9.0f} req/s  "
+                    f"p50 {result.get('p50_ms', 0):.2f} ms  p99 {result.get('p99_ms', 0):.2f} ms",
+                    flush=True,
+                )
         rss = {name: _rss_mb(proc) for name, proc in servers.items()}
     finally:
         for proc in servers.values():
@@ -162,13 +227,28 @@ def main() -> None:
     print("verdict:", "ok" if ok else "BUDGET MISSED")
     out = Path("bench/results") / f"ceiling-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "tool": tool, "rounds": args.rounds, "seconds": args.seconds,
-        "connections": args.connections, "workers": args.workers, "cpus": os.cpu_count(),
-        "median_rps": median, "ratio_capture_on": ratio_on, "ratio_capture_off": ratio_off,
-        "capture_cost": capture_cost, "rss_mb": rss, "runs": results, "ok": ok,
-        "budgets": {"ratio": BUDGET_RATIO, "capture_cost": BUDGET_CAPTURE_COST},
-    }, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "tool": tool,
+                "rounds": args.rounds,
+                "seconds": args.seconds,
+                "connections": args.connections,
+                "workers": args.workers,
+                "cpus": os.cpu_count(),
+                "median_rps": median,
+                "ratio_capture_on": ratio_on,
+                "ratio_capture_off": ratio_off,
+                "capture_cost": capture_cost,
+                "rss_mb": rss,
+                "runs": results,
+                "ok": ok,
+                "budgets": {"ratio": BUDGET_RATIO, "capture_cost": BUDGET_CAPTURE_COST},
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"written {out}")
     sys.exit(0 if ok else 1)
 
