@@ -344,7 +344,7 @@ def test_click_carries_the_cdn_country_and_the_raw_visitor_facts(
     assert event.referrer == "https://l.instagram.com/x"
 
 
-XX
+    assert event.ip == "testclient"  # the socket peer as the server reports it
 
 
 def test_without_a_trusted_header_the_country_is_left_to_ingest(
