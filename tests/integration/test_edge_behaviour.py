@@ -343,7 +343,6 @@ def test_click_carries_the_cdn_country_and_the_raw_visitor_facts(
     assert event.user_agent == IPHONE
     assert event.referrer == "https://l.instagram.com/x"
 
-
     assert event.ip == "testclient"  # the socket peer as the server reports it
 
 
