@@ -30,6 +30,9 @@ async def read_json(request: Request, type_: type[T]) -> T:
 
 
 def decode(body: bytes, type_: type[T]) -> T:
+    # PostgreSQL text cannot hold NUL, and no field of ours has a use for it.
+    if b"\\u0000" in body:
+        raise ApiError.validation("Strings must not contain NUL characters.")
     try:
         return msgspec.json.decode(body, type=type_)
     except msgspec.ValidationError as exc:
@@ -56,6 +59,12 @@ def read_query(request: Request, type_: type[T]) -> T:
     params: dict[str, Any] = {}
     for key in request.query_params:
         values = request.query_params.getlist(key)
+        if "\x00" in key or any("\x00" in v for v in values):
+            raise ApiError(
+                "invalid_query",
+                "Query parameters must not contain NUL characters.",
+                field=key.replace("\x00", ""),
+            )
         params[key] = values if key in listy or len(values) > 1 else values[0]
     try:
         return msgspec.convert(params, type_, strict=False)

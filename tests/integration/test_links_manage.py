@@ -701,3 +701,15 @@ def test_operator_cli_takes_down_and_restores(
         CliRunner().invoke(main, ["links", "takedown", "nope", "--reason", "x"], env=env).exit_code
         == 2
     )
+
+
+def test_nul_characters_are_refused_not_a_server_error(api: TestClient, seed: Seed) -> None:
+    in_query = api.get(LINKS, params={"q": "a\x00b"}, headers=seed.alice.auth)
+    in_body = api.post(
+        LINKS,
+        content=b'{"destination": "x.example", "external_id": "a\\u0000"}',
+        headers={**seed.alice.auth, "content-type": "application/json"},
+    )
+
+    assert in_query.status_code == 400
+    assert in_body.status_code == 422

@@ -205,3 +205,11 @@ def test_missing_and_unknown_fields_are_named_in_the_problem(body: bytes, field:
         decode(body, LinkIn)
     assert excinfo.value.code == "validation_failed"
     assert excinfo.value.extra == {"field": field}
+
+
+def test_a_nul_character_in_a_json_string_is_refused_as_invalid() -> None:
+    from control.links.schemas import LinkIn
+
+    with pytest.raises(ApiError) as excinfo:
+        decode(b'{"destination": "a\\u0000b"}', LinkIn)
+    assert excinfo.value.code == "validation_failed"
