@@ -105,6 +105,7 @@ class LinkOut(msgspec.Struct, kw_only=True):
     domain_id: str
     slug: str
     short_url: str
+    qr_url: str  # GET it (with this API key) for a QR code of short_url + "?qr=1"
     destination: str
     redirect_status: int
     expires_at: dt.datetime | None

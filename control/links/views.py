@@ -29,6 +29,7 @@ def to_out(settings: ControlSettings, link: Link, names: state.Names, clicks: in
         domain_id=str(link.domain_id),
         slug=link.slug,
         short_url=short_url(settings, names.domain, link.slug),
+        qr_url=f"/api/v1/links/{link.id}/qr",
         destination=link.destination,
         redirect_status=link.redirect_status,
         expires_at=link.expires_at,
