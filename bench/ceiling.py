@@ -187,7 +187,7 @@ def main() -> None:
                 "RICOCHET_EDGE_WORKERS": str(args.workers),
             }
             servers[name] = _start(
-                name, [python, "-m", "ricochet.cli", "edge"], env, ports[name], logs
+                name, [python, "-m", "ricochet", "edge"], env, ports[name], logs
             )
         results: dict[str, list[dict[str, float]]] = {name: [] for name in ports}
         for port in ports.values():  # warm-up: caches filled, code paths hot

@@ -279,8 +279,6 @@ def api_key_create(workspace_id: str, name: str, scopes: tuple[str, ...], as_jso
         click.echo(f"(key id {out['id']}; store it now, it is not shown again)", err=True)
 
 
-if __name__ == "__main__":
-    main()
 
 
 @main.group()

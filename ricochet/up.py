@@ -168,7 +168,7 @@ class Stack:
 
     def _start_children(self, env: dict[str, str]) -> None:
         run = self.home / "run"
-        me = [sys.executable, "-m", "ricochet.cli"]
+        me = [sys.executable, "-m", "ricochet"]
         self.children = [
             Child("control", [*me, "control"], f"http://127.0.0.1:{self.control_port}/_/livez"),
             Child("edge", [*me, "edge"], f"http://127.0.0.1:{self.edge_port}/_/readyz"),

@@ -49,7 +49,7 @@ def test_two_workers_report_one_sum_and_drain_every_click_on_sigterm(tmp_path: P
         }
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ricochet.cli", "edge"],
+        [sys.executable, "-m", "ricochet", "edge"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
