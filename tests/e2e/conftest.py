@@ -40,7 +40,7 @@ class Up:
                 [
                     sys.executable,
                     "-m",
-                    "ricochet.cli",
+                    "ricochet",
                     "up",
                     "--home",
                     str(self.home),
