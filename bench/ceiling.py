@@ -186,9 +186,7 @@ def main() -> None:
                 "RICOCHET_EDGE_PORT": str(ports[name]),
                 "RICOCHET_EDGE_WORKERS": str(args.workers),
             }
-            servers[name] = _start(
-                name, [python, "-m", "ricochet", "edge"], env, ports[name], logs
-            )
+            servers[name] = _start(name, [python, "-m", "ricochet", "edge"], env, ports[name], logs)
         results: dict[str, list[dict[str, float]]] = {name: [] for name in ports}
         for port in ports.values():  # warm-up: caches filled, code paths hot
             drive(f"http://127.0.0.1:{port}/{SLUG}", 2, args.connections)  # type: ignore[operator]

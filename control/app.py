@@ -25,6 +25,7 @@ from control.http import json_response, on_api_error, on_http_exception, on_unex
 from control.internal import api as internal_api
 from control.keys import api as keys_api
 from control.links import api as links_api
+from control.links import qr_api
 from control.openapi import document
 from control.presets import api as presets_api
 from control.ratelimit import KeyLimiter
@@ -34,6 +35,7 @@ from control.workspaces import api as workspaces_api
 
 OPERATIONS = [
     *links_api.OPERATIONS,
+    *qr_api.OPERATIONS,
     *keys_api.OPERATIONS,
     *workspaces_api.OPERATIONS,
     *events_api.OPERATIONS,

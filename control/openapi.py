@@ -40,6 +40,8 @@ class Operation:
     errors: tuple[int, ...] = ()
     params: dict[str, str] = field(default_factory=dict)
     query: type | None = None  # the struct the handler reads query parameters into
+    # Non-JSON success bodies (images): their media types, when `response` is None.
+    media_types: tuple[str, ...] = ()
 
     def route(self) -> Route:
         return Route(self.path, self.endpoint, methods=[self.method])
@@ -80,6 +82,8 @@ def document(operations: Sequence[Operation], title: str, version: str) -> dict[
         ok: dict[str, Any] = {"description": "OK"}
         if op.response is not None:
             ok["content"] = {"application/json": {"schema": _ref(op.response)}}
+        elif op.media_types:
+            ok["content"] = {media: {} for media in op.media_types}
         responses[str(op.status)] = ok
         # Problems every operation of a kind can answer, so the document never under-promises.
         codes = set(op.errors)
