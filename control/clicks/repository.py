@@ -21,8 +21,9 @@ _STAGE = (
     "(LIKE clicks INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
 _COPY = f"COPY clicks_stage ({', '.join(COLUMNS)}) FROM STDIN"
-_MOVE = (  # noqa: S608 - column names come from our own model, not from input
-    f"INSERT INTO clicks ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} FROM clicks_stage "
+_NAMES = ", ".join(COLUMNS)  # from our own model, never from input
+_MOVE = (
+    f"INSERT INTO clicks ({_NAMES}) SELECT {_NAMES} FROM clicks_stage "  # noqa: S608
     "ON CONFLICT DO NOTHING RETURNING link_id"
 )
 
