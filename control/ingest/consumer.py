@@ -118,10 +118,39 @@ class Ingest:
                 if not entries or start in (b"0-0", "0-0"):
                     break
 
+    async def trim(self) -> int:
+        """Drop entries every consumer group has acknowledged, never one still needed.
+
+        For each group the first entry it may still need is its oldest pending entry, or if
+        nothing is pending, whatever follows the last entry it was given. XTRIM MINID (Redis
+        6.2) removes only entries below the smallest of those.
+        """
+        removed = 0
+        for stream in self.streams:
+            try:
+                groups: Any = await self.redis.xinfo_groups(stream)
+            except ResponseError:
+                continue  # the stream does not exist yet
+            if not groups:
+                continue  # nobody consumes it: keep everything
+            floors = []
+            for group in groups:
+                name = group["name"]
+                if group["pending"]:
+                    summary: Any = await self.redis.xpending(stream, name)
+                    floors.append(_parse_id(summary["min"]))
+                else:
+                    ms, seq = _parse_id(group["last-delivered-id"])
+                    floors.append((ms, seq + 1))
+            ms, seq = min(floors)
+            removed += int(await self.redis.xtrim(stream, minid=f"{ms}-{seq}"))
+        return removed
+
     async def step(self) -> int:
         if time.monotonic() - self._last_claim > CLAIM_IDLE_MS / 2000:
             self._last_claim = time.monotonic()
             await self.claim_abandoned()
+            await self.trim()
         reply: Any = await self.redis.xreadgroup(
             INGEST_GROUP,
             self.consumer,
@@ -154,3 +183,9 @@ class Ingest:
                 log.exception("ingest step failed; retrying")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
+
+
+def _parse_id(entry_id: bytes | str) -> tuple[int, int]:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)

@@ -191,3 +191,28 @@ def test_ingest_derives_the_visitor_context_and_never_stores_the_address(
     assert by_id[bot.id][1] == "bot"
     assert by_id[bot.id][4] is True
     assert not any(c == "ip" or "address" in c for c in columns)
+
+
+def test_trim_drops_only_what_every_group_has_acknowledged(
+    control_settings: ControlSettings,
+) -> None:
+    async def go() -> tuple[int, int, int]:
+        async with resources(control_settings) as (engine, redis):
+            ingest = Ingest(control_settings, engine, redis, "t")
+            await ingest.ensure_groups()
+            # A second group (say, a future consumer) that has read nothing yet.
+            await redis.xgroup_create(click_stream(0), "other", id="0")
+            for _ in range(3):
+                await redis.xadd(click_stream(0), {BATCH_FIELD: encode_batch([_event()])})
+            while ingest.stored < 3:
+                await ingest.step()
+            kept_for_other = await ingest.trim()
+            length_while_other_lags = await redis.xlen(click_stream(0))
+            await redis.xgroup_destroy(click_stream(0), "other")
+            removed = await ingest.trim()
+            return kept_for_other, length_while_other_lags, removed
+
+    kept, length, removed = run(go())
+
+    assert (kept, length) == (0, 3)  # "other" still needs all three
+    assert removed == 3

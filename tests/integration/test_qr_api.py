@@ -34,7 +34,7 @@ def _create(api: TestClient, seed: Seed, **body: object) -> dict[str, Any]:
     return link
 
 
-def _qr(api: TestClient, seed: Seed, link: dict[str, Any], **params: object) -> Any:
+def _qr(api: TestClient, seed: Seed, link: dict[str, Any], **params: str | int) -> Any:
     response = api.get(link["qr_url"], params=params, headers=seed.alice.auth)
     assert response.status_code == 200, response.text
     return response
@@ -78,17 +78,17 @@ def _png_pixels(data: bytes) -> tuple[int, int, bytes]:
     grey = bytearray()
     for y in range(height):
         start = y * (stride + 1)
-        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        filter_type, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
         for i in range(stride):  # bytes per pixel is 1 for depths <= 8
             left, up = line[i - 1] if i else 0, prev[i]
             upleft = prev[i - 1] if i else 0
-            if kind == 1:
+            if filter_type == 1:
                 line[i] = (line[i] + left) & 0xFF
-            elif kind == 2:
+            elif filter_type == 2:
                 line[i] = (line[i] + up) & 0xFF
-            elif kind == 3:
+            elif filter_type == 3:
                 line[i] = (line[i] + (left + up) // 2) & 0xFF
-            elif kind == 4:
+            elif filter_type == 4:
                 p = left + up - upleft
                 pa, pb, pc = abs(p - left), abs(p - up), abs(p - upleft)
                 pred = left if pa <= pb and pa <= pc else up if pb <= pc else upleft
@@ -109,7 +109,8 @@ def _png_pixels(data: bytes) -> tuple[int, int, bytes]:
 def _decode(png: bytes) -> zxingcpp.Barcode:
     width, height, pixels = _png_pixels(png)
     found = zxingcpp.read_barcodes(
-        memoryview(pixels).cast("B", (height, width)), formats=zxingcpp.BarcodeFormat.QRCode
+        memoryview(pixels).cast("B", (height, width)),
+        formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode),
     )
     assert len(found) == 1, found
     return found[0]
@@ -279,7 +280,7 @@ def test_bad_options_are_a_400_problem(
 
 @pytest.mark.parametrize(
     ("fg", "bg"),
-    [("#000000", "#000000"), ("abcdef", "#ABCDEF"), ("#777777", "#888888"), ("#ffff00", "fff")],
+    [("#000000", "#000000"), ("abcdef", "#ABCDEF"), ("#777777", "#888888"), ("#ffff00", "#ffffff")],
 )
 def test_colours_a_scanner_cannot_tell_apart_are_refused(
     api: TestClient, seed: Seed, fg: str, bg: str
@@ -288,9 +289,6 @@ def test_colours_a_scanner_cannot_tell_apart_are_refused(
 
     response = api.get(link["qr_url"], params={"fg": fg, "bg": bg}, headers=seed.alice.auth)
 
-    if len(bg) == 3:  # a short hex is not a colour we take
-        _problem(response, 400, "invalid_query")
-        return
     body = _problem(response, 422, "invalid_colour")
     assert body["field"] == "fg"
 
