@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from control import db, settings
+from control.analytics import api as analytics_api
 from control.context import AppContext, RateLimitHeaders, context
 from control.domains import api as domains_api
 from control.domains.verify import dns_resolver
@@ -25,7 +26,7 @@ from control.http import json_response, on_api_error, on_http_exception, on_unex
 from control.internal import api as internal_api
 from control.keys import api as keys_api
 from control.links import api as links_api
-from control.links import qr_api
+from control.links import io_api, qr_api
 from control.openapi import document
 from control.presets import api as presets_api
 from control.ratelimit import KeyLimiter
@@ -34,6 +35,8 @@ from control.tags import api as tags_api
 from control.workspaces import api as workspaces_api
 
 OPERATIONS = [
+    # Before the links routes: /api/v1/links/{link_id} would take .../import and .../export.
+    *io_api.OPERATIONS,
     *links_api.OPERATIONS,
     *qr_api.OPERATIONS,
     *keys_api.OPERATIONS,
@@ -43,6 +46,7 @@ OPERATIONS = [
     *tags_api.OPERATIONS,
     *spaces_api.OPERATIONS,
     *presets_api.OPERATIONS,
+    *analytics_api.OPERATIONS,
 ]
 log = logging.getLogger("ricochet.control")
 

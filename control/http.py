@@ -30,11 +30,8 @@ async def read_json(request: Request, type_: type[T]) -> T:
 
 
 def decode(body: bytes, type_: type[T]) -> T:
-    # PostgreSQL text cannot hold NUL, and no field of ours has a use for it.
-    if b"\\u0000" in body:
-        raise ApiError.validation("Strings must not contain NUL characters.")
     try:
-        return msgspec.json.decode(body, type=type_)
+        value = msgspec.json.decode(body, type=type_)
     except msgspec.ValidationError as exc:
         text = str(exc)
         field = None
@@ -47,6 +44,30 @@ def decode(body: bytes, type_: type[T]) -> T:
         raise ApiError.validation(text, field) from None
     except msgspec.DecodeError as exc:
         raise ApiError.malformed_json(str(exc)) from None
+    # PostgreSQL text cannot hold NUL, and no field of ours has a use for it.
+    if b"\\u0000" in body:
+        raise ApiError.validation("Strings must not contain NUL characters.", _nul_field(value))
+    return value
+
+
+def _nul_field(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first string holding a NUL, for the problem's `field`."""
+    if isinstance(value, str):
+        return path or None if "\x00" in value else None
+    if isinstance(value, msgspec.Struct):
+        items: Any = msgspec.structs.asdict(value).items()
+    elif isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = ((f"[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for key, item in items:
+        joined = f"{path}{key}" if key.startswith("[") else f"{path}.{key}" if path else key
+        found = _nul_field(item, joined)
+        if found:
+            return found
+    return None
 
 
 def read_query(request: Request, type_: type[T]) -> T:

@@ -42,6 +42,8 @@ class Operation:
     query: type | None = None  # the struct the handler reads query parameters into
     # Non-JSON success bodies (images): their media types, when `response` is None.
     media_types: tuple[str, ...] = ()
+    # A non-JSON request body (e.g. text/csv), taken as a string, when `body` is None.
+    request_media_type: str | None = None
 
     def route(self) -> Route:
         return Route(self.path, self.endpoint, methods=[self.method])
@@ -78,6 +80,11 @@ def document(operations: Sequence[Operation], title: str, version: str) -> dict[
                 "required": True,
                 "content": {"application/json": {"schema": _ref(op.body)}},
             }
+        elif op.request_media_type is not None:
+            item["requestBody"] = {
+                "required": True,
+                "content": {op.request_media_type: {"schema": {"type": "string"}}},
+            }
         responses: dict[str, Any] = {}
         ok: dict[str, Any] = {"description": "OK"}
         if op.response is not None:
@@ -89,7 +96,7 @@ def document(operations: Sequence[Operation], title: str, version: str) -> dict[
         codes = set(op.errors)
         if op.scope:
             codes |= {401, 403, 429}
-        if op.body is not None:
+        if op.body is not None or op.request_media_type is not None:
             codes |= {400, 415, 422}
         if op.query is not None:
             codes |= {400, 422}

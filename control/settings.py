@@ -23,6 +23,12 @@ class ControlSettings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_per_minute: int = 600  # per API key; 0 turns limits off
     ingest_batch: int = 10  # stream entries per read and shard; each carries up to ~1,000 clicks
     ingest_block_ms: int = 1000
+    # An entry delivered more often than this (failing each time on its content) is moved
+    # to the dead stream `clicks:dead` instead of being retried forever.
+    ingest_max_deliveries: int = 5
+    # Raw clicks older than this many days are dropped, a daily partition at a time; the
+    # hourly and per-link totals stay. 0 keeps every click.
+    click_retention_days: int = 400
     relay_batch: int = 500
     relay_poll_s: float = 1.0  # fallback poll; LISTEN/NOTIFY wakes the relay at once
     log_level: str = "info"
@@ -43,6 +49,10 @@ class ControlSettings(msgspec.Struct, frozen=True, kw_only=True):
             problems.append("RICOCHET_SHORT_URL_SCHEME must be http or https")
         if not 1 <= self.click_shards <= 256:
             problems.append("RICOCHET_CLICK_SHARDS must be between 1 and 256")
+        if self.ingest_max_deliveries < 1:
+            problems.append("RICOCHET_INGEST_MAX_DELIVERIES must be at least 1")
+        if self.click_retention_days < 0:
+            problems.append("RICOCHET_CLICK_RETENTION_DAYS must be 0 (keep all) or more")
         if self.internal_token is not None and len(self.internal_token) < 32:
             problems.append("RICOCHET_INTERNAL_TOKEN must be at least 32 characters")
         return problems

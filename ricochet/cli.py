@@ -279,8 +279,6 @@ def api_key_create(workspace_id: str, name: str, scopes: tuple[str, ...], as_jso
         click.echo(f"(key id {out['id']}; store it now, it is not shown again)", err=True)
 
 
-
-
 @main.group()
 def links() -> None:
     """Operator actions on links of any workspace."""
@@ -338,6 +336,329 @@ def links_restore(link_id: str) -> None:
     click.echo(f"restored: {out['short_url']}")
 
 
+# -- links import / export (CSV; columns in control/links/csvio.py and the README) -------
+
+IMPORT_LISTED = 50  # invalid rows printed in the summary; --results has them all
+
+
+def _workspace_uuid(raw: str) -> Any:
+    import uuid
+
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise click.BadParameter("not a workspace id", param_hint="--workspace") from None
+
+
+async def _workspace_principal(session: Any, workspace_id: Any) -> Any:
+    """The workspace acting as if through a key: no key is involved (nil key id), the
+    actor is named where it acts."""
+    import uuid
+
+    from control.keys.service import Principal
+    from control.workspaces import repository as workspaces
+
+    ws = await workspaces.get(session, workspace_id)
+    if ws is None:
+        raise click.BadParameter("no such workspace", param_hint="--workspace")
+    return Principal(uuid.UUID(int=0), ws.id, ws.organization_id, ("links:read", "links:write"))
+
+
+def _batches(items: Any, size: int) -> Any:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _ImportProgress:
+    """A bar with rate and ETA on a terminal; a line per batch anywhere else (logs, CI)."""
+
+    def __init__(self, total: int) -> None:
+        import time
+
+        self.total = total
+        self.done = 0
+        self.started = time.monotonic()
+        self.bar: Any = None
+        if total and sys.stderr.isatty():
+            self.bar = click.progressbar(
+                length=total,
+                label="importing",
+                show_eta=True,
+                show_pos=True,
+                item_show_func=lambda rate: rate,
+                file=sys.stderr,
+            )
+
+    def __enter__(self) -> _ImportProgress:
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def rate(self) -> float:
+        import time
+
+        return self.done / max(time.monotonic() - self.started, 1e-6)
+
+    def advance(self, rows: int, tally: dict[str, int]) -> None:
+        self.done += rows
+        if self.bar is not None:
+            self.bar.update(rows, f"{self.rate():,.0f} rows/s")
+        else:
+            click.echo(
+                f"{self.done}/{self.total} rows: {tally['created']} created, "
+                f"{tally['already_there']} already there, {tally['invalid']} invalid "
+                f"({self.rate():,.0f} rows/s)",
+                err=True,
+            )
+
+
+def _check_file(path: Path) -> tuple[int, int]:
+    """Read every row once, with the pure checks only: (rows, rows invalid already)."""
+    from control.errors import ApiError
+    from control.links import csvio
+
+    rows = invalid = 0
+    with path.open(encoding="utf-8-sig", newline="") as lines:
+        for _, item in csvio.parse_rows(lines):
+            rows += 1
+            invalid += isinstance(item, ApiError)
+    return rows, invalid
+
+
+@links.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--workspace", "workspace_id", required=True, help="Workspace id.")
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 1000),
+    default=500,
+    show_default=True,
+    help="Rows per transaction.",
+)
+@click.option(
+    "--results",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a CSV line per row: row, status, short_url, link_id, error_code, error_detail.",
+)
+@click.option("--dry-run", is_flag=True, help="Run every check, database ones too, then roll back.")
+@_fail_on_settings
+def links_import(
+    file: Path, workspace_id: str, batch: int, results: Path | None, dry_run: bool
+) -> None:
+    """Create links from FILE, a CSV with a header row naming its columns.
+
+    Columns: destination (required), slug, domain, tags (separated by | or ;), space,
+    utm_source, utm_medium, utm_campaign, utm_term, utm_content, utm_preset, expires_at
+    (RFC 3339 with a zone, or YYYY-MM-DD: through that day, UTC), expired_url,
+    external_id, redirect_status, track_conversions, forward_query (true/false, 1/0,
+    yes/no). An export's id, short_url, clicks, created_at and archived are ignored.
+
+    Every row is read and checked first; then rows are created in batches, one
+    transaction each, where what needs the database (space, domain, taken slugs) is
+    checked. Bad rows never stop good ones. A row whose slug the workspace already has
+    (or, without a slug, whose external_id it has) is "already there": importing a file
+    again creates nothing new. Row numbers are spreadsheet rows (the header is row 1).
+
+    Exit status: 0 every row created or already there; 1 some rows invalid; 2 usage
+    errors (workspace, unreadable file, unknown columns), nothing written; 3 stopped by
+    an error (batches before it stay created).
+    """
+    import contextlib
+    import csv
+    import time
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from control.db import create_engine, session_factory
+    from control.links import csvio, io_api
+
+    ws_id = _workspace_uuid(workspace_id)
+    started = time.monotonic()
+    try:
+        total, unparsable = _check_file(file)
+    except csvio.HeaderError as exc:
+        raise click.UsageError(f"{file}: {exc.detail}") from None
+    except (OSError, UnicodeError) as exc:
+        raise click.UsageError(f"cannot read {file}: {exc}") from None
+    click.echo(f"{file}: {total} rows read, {unparsable} invalid before database checks", err=True)
+    cfg = _control_settings()
+    tally = {"created": 0, "already_there": 0, "invalid": 0}
+    listed: list[str] = []
+
+    async def go() -> None:
+        engine = create_engine(cfg.sqlalchemy_url, 1)
+        sessions = session_factory(engine)
+        try:
+            async with sessions.begin() as session:
+                principal = await _workspace_principal(session, ws_id)
+            with contextlib.ExitStack() as stack:
+                writer = None
+                if results is not None:
+                    try:
+                        out = stack.enter_context(results.open("w", encoding="utf-8", newline=""))
+                    except OSError as exc:
+                        raise click.UsageError(f"cannot write {results}: {exc}") from None
+                    writer = csv.writer(out)
+                    writer.writerow(csvio.RESULT_HEADER)
+                progress = stack.enter_context(_ImportProgress(total))
+                lines = stack.enter_context(file.open(encoding="utf-8-sig", newline=""))
+                for chunk in _batches(csvio.parse_rows(lines), batch):
+                    done = await io_api.import_batch(
+                        sessions, cfg, principal, chunk, "cli-import", dry_run=dry_run
+                    )
+                    for row in done:
+                        tally[row.status] += 1
+                        if row.status == "invalid" and len(listed) < IMPORT_LISTED:
+                            listed.append(csvio.describe(row))
+                    if writer is not None:
+                        writer.writerows(csvio.result_row(row) for row in done)
+                    progress.advance(len(chunk), tally)
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(go())
+    except (SQLAlchemyError, OSError) as exc:
+        done = sum(tally.values())
+        click.echo(
+            f"ricochet: import stopped after {done} rows ({tally['created']} created): {exc}",
+            err=True,
+        )
+        sys.exit(3)
+    elapsed = time.monotonic() - started
+    created = "would create" if dry_run else "created"
+    click.echo(
+        f"{created} {tally['created']}, already there {tally['already_there']}, "
+        f"invalid {tally['invalid']}: {total} rows in {elapsed:.1f} s "
+        f"({total / max(elapsed, 1e-6):,.0f} rows/s)"
+        + (" (dry run: nothing written)" if dry_run else "")
+    )
+    if tally["invalid"]:
+        click.echo("invalid rows:")
+        for line in listed:
+            click.echo(f"  {line}")
+        more = tally["invalid"] - len(listed)
+        if more:
+            where = f"all in {results}" if results else "--results FILE lists them all"
+            click.echo(f"  … and {more} more ({where})")
+    sys.exit(1 if tally["invalid"] else 0)
+
+
+class _LazyOutput:
+    """Opened at the first write, so a refused export leaves no empty file behind."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.stream: Any = None
+
+    def write(self, data: bytes) -> None:
+        if self.path is None:
+            click.echo(data, nl=False)  # bytes go to the binary stdout as they are
+            return
+        if self.stream is None:
+            self.stream = self.path.open("wb")
+        self.stream.write(data)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+
+
+@links.command("export")
+@click.option("--workspace", "workspace_id", required=True, help="Workspace id.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl"]),
+    default="csv",
+    show_default=True,
+    help="csv: the import's columns and more; jsonl: one API link object per line.",
+)
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="File [stdout]."
+)
+@click.option(
+    "--tag", "tags", multiple=True, help="Only links with this tag (repeat: all of them)."
+)
+@click.option("--space", help="Only links in this space (id or name).")
+@click.option("--domain", help="Only links on this domain.")
+@click.option("--q", help="Only links whose slug, destination or external_id contains this.")
+@click.option(
+    "--archived",
+    type=click.Choice(["exclude", "include", "only"]),
+    default="exclude",
+    show_default=True,
+)
+@_fail_on_settings
+def links_export(
+    workspace_id: str,
+    fmt: str,
+    output: Path | None,
+    tags: tuple[str, ...],
+    space: str | None,
+    domain: str | None,
+    q: str | None,
+    archived: str,
+) -> None:
+    """Write the links of a workspace, newest first, as CSV or JSON Lines.
+
+    Streams page by page (200 links, each page its own short transaction): constant
+    memory whatever the size. The CSV has id, short_url, slug, domain, destination, tags
+    (separated by |), space, utm_*, external_id, clicks, created_at, archived, expires_at,
+    and imports again as it is.
+    """
+    import msgspec
+
+    from control.db import create_engine, session_factory
+    from control.errors import ApiError
+    from control.links import io_api
+    from control.links.schemas import LinkQuery
+
+    ws_id = _workspace_uuid(workspace_id)
+    filters = {"tag": list(tags), "space": space, "domain": domain, "q": q, "archived": archived}
+    try:
+        query = msgspec.convert(filters, LinkQuery)
+    except msgspec.ValidationError as exc:
+        raise click.UsageError(str(exc)) from None
+    cfg = _control_settings()
+    out = _LazyOutput(output)
+    count = 0
+
+    async def go() -> None:
+        nonlocal count
+        engine = create_engine(cfg.sqlalchemy_url, 1)
+        sessions = session_factory(engine)
+        try:
+            async with sessions.begin() as session:
+                principal = await _workspace_principal(session, ws_id)
+            header = True
+            async for page in io_api.export_pages(sessions, cfg, principal, query):
+                out.write(io_api.encode_page(page, fmt, header=header))
+                header = False
+                count += len(page)
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(go())
+    except ApiError as exc:  # e.g. an unknown domain
+        raise click.UsageError(f"{exc.code}: {exc.detail}") from None
+    finally:
+        out.close()
+    click.echo(f"exported {count} links", err=True)
+
+
 @main.group()
 def cache() -> None:
     """The Redis projection of links that the edge reads."""
@@ -386,3 +707,60 @@ def cache_rebuild() -> None:
         click.echo(f"ricochet: cache rebuild failed after {done} links: {exc}", err=True)
         sys.exit(1)
     click.echo(f"rebuilt {total} links in {time.monotonic() - started:.1f}s", err=True)
+
+
+@main.group("clicks")
+def clicks_group() -> None:
+    """Stored clicks: the daily partitions of the clicks table."""
+
+
+@clicks_group.command("maintain")
+@click.option(
+    "--days-ahead",
+    type=click.IntRange(0, 366),
+    default=7,
+    show_default=True,
+    help="Make sure partitions exist from yesterday through this many days ahead (UTC).",
+)
+@click.option(
+    "--retention-days",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Drop partitions whose clicks are all older than this; 0 keeps all "
+    "[RICOCHET_CLICK_RETENTION_DAYS, 400].",
+)
+@_fail_on_settings
+def clicks_maintain(days_ahead: int, retention_days: int | None) -> None:
+    """Create daily click partitions ahead and drop those past the retention.
+
+    The relay's leader does this every hour (and ingest makes any partition it finds
+    missing), so this is for a first setup, a changed retention, or a check. Safe to run
+    any time, also while traffic flows: a drop that cannot get its lock within a few
+    seconds fails, and is simply done at the next run. Hourly and per-link totals are kept.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from control.clicks import partitions
+    from control.db import create_engine
+
+    cfg = _control_settings()
+    retention = cfg.click_retention_days if retention_days is None else retention_days
+
+    async def go() -> tuple[list[str], list[str]]:
+        engine = create_engine(cfg.sqlalchemy_url, 1)
+        try:
+            return await partitions.maintain(engine, retention, days_ahead)
+        finally:
+            await engine.dispose()
+
+    try:
+        created, dropped = asyncio.run(go())
+    except (SQLAlchemyError, OSError) as exc:
+        click.echo(f"ricochet: click partition maintenance failed: {exc}", err=True)
+        sys.exit(1)
+    for name in created:
+        click.echo(f"created {name}")
+    for name in dropped:
+        click.echo(f"dropped {name}")
+    kept = f"older than {retention} days" if retention else "none: retention is off"
+    click.echo(f"{len(created)} partitions created, {len(dropped)} dropped ({kept})")

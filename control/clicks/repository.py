@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from control.clicks import partitions, rollups
 from control.clicks.models import Click, LinkStats
 from control.db import table
 
@@ -22,28 +23,54 @@ _STAGE = (
 )
 _COPY = f"COPY clicks_stage ({', '.join(COLUMNS)}) FROM STDIN"
 _NAMES = ", ".join(COLUMNS)  # from our own model, never from input
+# What the rollups need of each row actually inserted (a re-delivered click returns nothing).
+ROLLUP_FIELDS = (
+    "link_id",
+    "workspace_id",
+    "domain_id",
+    "clicked_at",
+    "bot",
+    "touch",
+    "country",
+    "device",
+    "browser",
+    "os",
+    "referrer_host",
+    "social",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+)
 _MOVE = (
     f"INSERT INTO clicks ({_NAMES}) SELECT {_NAMES} FROM clicks_stage "  # noqa: S608
-    "ON CONFLICT DO NOTHING RETURNING link_id"
+    f"ON CONFLICT DO NOTHING RETURNING {', '.join(ROLLUP_FIELDS)}"
 )
 
 
 async def store(conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
     """Insert clicks not seen before and advance totals by exactly those; returns how many.
 
-    Runs in the caller's transaction: the staged rows vanish at its commit.
+    Runs in the caller's transaction: the staged rows vanish at its commit. A day without
+    its partition yet (normally made a week ahead) gets one first, in this transaction.
     """
     if not rows:
         return 0
     raw = (await conn.get_raw_connection()).driver_connection
     assert raw is not None  # a live connection inside a transaction
-    async with raw.cursor() as cur:
-        await cur.execute(_STAGE)
-        async with cur.copy(_COPY) as copy:
-            for row in rows:
-                await copy.write_row([row[c] for c in COLUMNS])
-        await cur.execute(_MOVE)
-        per_link = Counter(r[0] for r in await cur.fetchall())
+    try:
+        await partitions.ensure_days(conn, {partitions.day_of(r["clicked_at"]) for r in rows})
+        async with raw.cursor() as cur:
+            await cur.execute(_STAGE)
+            async with cur.copy(_COPY) as copy:
+                for row in rows:
+                    await copy.write_row([row[c] for c in COLUMNS])
+            await cur.execute(_MOVE)
+            inserted = [dict(zip(ROLLUP_FIELDS, r, strict=True)) for r in await cur.fetchall()]
+    except Exception:
+        partitions.forget()  # e.g. a partition dropped since: look at the catalog next time
+        raise
+    per_link = Counter(r["link_id"] for r in inserted)
+    await rollups.apply(conn, inserted)
     if per_link:
         stmt = insert(LinkStats)
         await conn.execute(

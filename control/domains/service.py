@@ -9,7 +9,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from control import pagination
+from control import pagination, text
 from control.domains import repository
 from control.domains.models import Domain
 from control.domains.schemas import DomainList, DomainOut, Verification
@@ -96,13 +96,6 @@ def to_out(domain: Domain) -> DomainOut:
     )
 
 
-def _parse_id(domain_id: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(domain_id)
-    except ValueError:
-        raise ApiError.not_found("domain") from None
-
-
 async def _owned(
     session: AsyncSession,
     principal: Principal,
@@ -111,7 +104,7 @@ async def _owned(
     lock: repository.Lock | None = None,
 ) -> Domain:
     domain = await repository.get_owned(
-        session, principal.workspace_id, _parse_id(domain_id), lock=lock
+        session, principal.workspace_id, text.parse_id(domain_id, "domain"), lock=lock
     )
     if domain is None:
         raise ApiError.not_found("domain")

@@ -8,7 +8,6 @@ here with the plaintext, which lives nowhere but in this request.
 
 from __future__ import annotations
 
-import unicodedata
 import uuid
 
 import msgspec
@@ -16,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
-from control import pagination
+from control import pagination, text
 from control.context import authorize
 from control.errors import ApiError, Forbidden, Unprocessable
 from control.http import json_bytes, json_response, read_json, read_query
@@ -50,20 +49,7 @@ def to_out(key: ApiKey) -> ApiKeyOut:
 
 
 def clean_name(raw: str) -> str:
-    name = raw.strip()
-    if not 1 <= len(name) <= NAME_MAX:
-        raise ApiError.validation(
-            f"A key name is 1 to {NAME_MAX} characters after trimming.", "name"
-        )
-    # Category C covers control characters and the invisible ones (bidi overrides, zero
-    # width) that would make two names look alike in a dashboard; Zl/Zp are line breaks.
-    if any(
-        unicodedata.category(c)[0] == "C" or unicodedata.category(c) in ("Zl", "Zp") for c in name
-    ):
-        raise ApiError.validation(
-            "A key name cannot contain control or invisible formatting characters.", "name"
-        )
-    return name
+    return text.clean_name(raw, what="key", max_len=NAME_MAX, nfc=False)
 
 
 def grantable_scopes(principal: Principal, asked: list[str] | None) -> list[str]:
@@ -92,10 +78,7 @@ def grantable_scopes(principal: Principal, asked: list[str] | None) -> list[str]
 
 
 def _key_id(request: Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.path_params["key_id"])
-    except ValueError:
-        raise ApiError.not_found("api_key") from None
+    return text.parse_id(request.path_params["key_id"], "api_key")
 
 
 async def create_api_key(request: Request) -> Response:

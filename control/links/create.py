@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control.db import new_id
 from control.domains import service as domains
 from control.domains.models import Domain
 from control.errors import ApiError
@@ -191,7 +192,7 @@ async def _insert(
         if not pending:
             break
         for item in pending:
-            item.row["id"] = uuid.uuid4()
+            item.row["id"] = new_id()  # time-ordered: "newest first" lists by id
         inserted = {
             link.id: link for link in await repository.insert_new(session, [i.row for i in pending])
         }

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import unicodedata
 import uuid
 from collections.abc import Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control import pagination
-from control.errors import ApiError, Conflict, Unprocessable
+from control import pagination, text
+from control.errors import ApiError, Unprocessable
 from control.presets import repository
 from control.presets.models import UtmPreset
 from control.presets.repository import UTM_FIELDS
@@ -25,36 +24,12 @@ NAME_MAX = 64
 VALUE_MAX = 256
 
 
-def _hidden(text: str) -> bool:
-    # Category C (controls, bidi overrides, zero width) and line separators: they would make
-    # two different names look alike, or smuggle line breaks into URLs.
-    return any(
-        unicodedata.category(c)[0] == "C" or unicodedata.category(c) in ("Zl", "Zp") for c in text
-    )
-
-
-def _clean_name(raw: str) -> str | None:
-    """The stored form of a name, None when it could never be one."""
-    name = unicodedata.normalize("NFC", raw).strip()
-    return name if 1 <= len(name) <= NAME_MAX and not _hidden(name) else None
-
-
 def _name(raw: str) -> str:
-    name = _clean_name(raw)
-    if name is None:
-        raise ApiError.validation(
-            f"A preset name is 1 to {NAME_MAX} characters, without control characters.", "name"
-        )
-    return name
+    return text.clean_name(raw, what="UTM preset", max_len=NAME_MAX)
 
 
 def _utm(raw: str | None, field: str) -> str | None:
-    value = (raw or "").strip()
-    if len(value) > VALUE_MAX:
-        raise ApiError.validation(f"A UTM value is at most {VALUE_MAX} characters.", field)
-    if _hidden(value):
-        raise ApiError.validation("A UTM value must not contain control characters.", field)
-    return value or None
+    return text.clean_text(raw, what="UTM value", field=field, max_len=VALUE_MAX)
 
 
 def _require_one(values: Iterable[str | None]) -> None:
@@ -63,24 +38,6 @@ def _require_one(values: Iterable[str | None]) -> None:
             "utm_required",
             f"A preset sets at least one of {', '.join(UTM_FIELDS)}.",
         )
-
-
-def _name_taken(name: str) -> ApiError:
-    return Conflict("name_taken", f"A UTM preset named {name!r} already exists.", field="name")
-
-
-def _parse_id(raw: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise ApiError.not_found("utm_preset") from None
-
-
-def _filter(q: str | None) -> str | None:
-    value = (q or "").strip()
-    if _hidden(value):
-        raise ApiError("invalid_query", "`q` must not contain control characters.", field="q")
-    return value or None
 
 
 def to_out(preset: UtmPreset) -> UtmPresetOut:
@@ -105,12 +62,12 @@ async def create(
     _require_one(utm.values())
     preset = await repository.insert_if_free(session, workspace_id, name, utm)
     if preset is None:
-        raise _name_taken(name)
+        raise text.name_taken("UTM preset", name)
     return to_out(preset)
 
 
 async def get(session: AsyncSession, workspace_id: uuid.UUID, preset_id: str) -> UtmPresetOut:
-    preset = await repository.get(session, workspace_id, _parse_id(preset_id))
+    preset = await repository.get(session, workspace_id, text.parse_id(preset_id, "utm_preset"))
     if preset is None:
         raise ApiError.not_found("utm_preset")
     return to_out(preset)
@@ -126,7 +83,7 @@ async def page(
         workspace_id,
         after=after,
         limit=query.limit + 1,
-        name_contains=_filter(query.q),
+        name_contains=text.search_filter(query.q),
     )
     shown = rows[: query.limit]
     more = len(rows) > query.limit
@@ -139,7 +96,7 @@ async def page(
 async def update(
     session: AsyncSession, workspace_id: uuid.UUID, preset_id: str, data: UpdateUtmPreset
 ) -> UtmPresetOut:
-    wanted = _parse_id(preset_id)
+    wanted = text.parse_id(preset_id, "utm_preset")
     values: dict[str, object] = {}
     name: str | None = None
     if isinstance(data.name, str):
@@ -160,7 +117,7 @@ async def update(
     try:
         updated = await repository.update_fields(session, workspace_id, wanted, {**values, **utm})
     except repository.NameTaken:
-        raise _name_taken(name or "") from None
+        raise text.name_taken("UTM preset", name or "") from None
     if updated is None:
         raise ApiError.not_found("utm_preset")
     return to_out(updated)
@@ -168,14 +125,15 @@ async def update(
 
 async def delete(session: AsyncSession, workspace_id: uuid.UUID, preset_id: str) -> None:
     """Links that used the preset keep their own UTM values (the foreign key is set NULL)."""
-    if not await repository.delete_one(session, workspace_id, _parse_id(preset_id)):
+    if not await repository.delete_one(
+        session, workspace_id, text.parse_id(preset_id, "utm_preset")
+    ):
         raise ApiError.not_found("utm_preset")
 
 
 async def resolve(session: AsyncSession, workspace_id: uuid.UUID, name: str) -> UtmPreset:
     """A preset of the workspace by name."""
-    wanted = _clean_name(name)
-    # A name that could never be stored is not looked up (NUL would upset the driver).
+    wanted = text.lookup_name(name, NAME_MAX)
     preset = None if wanted is None else await repository.by_name(session, workspace_id, wanted)
     if preset is None:
         raise ApiError.not_found("utm_preset")

@@ -18,6 +18,7 @@ import psycopg
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from control.clicks import partitions
 from control.events import service as events
 from control.idempotency import repository as idempotency
 from control.links import state
@@ -27,6 +28,8 @@ from control.settings import ControlSettings
 
 LEADER_LOCK = 7460002
 PURGE_EVERY_S = 600.0
+PARTITIONS_EVERY_S = 3600.0  # click partitions: made a week ahead, so hourly is plenty
+PARTITIONS_RETRY_S = 300.0
 log = logging.getLogger("ricochet.relay")
 
 
@@ -37,6 +40,7 @@ class Relay:
         self.projector = Projector(redis)
         self.relayed = 0
         self._next_purge = 0.0
+        self._next_partitions = 0.0  # at once when leading, then hourly
         self.handlers: dict[str, Callable[[list[dict[str, Any]]], Awaitable[None]]] = {
             state.PROJECTION_TOPIC: self.projector.apply,
             events.TOPIC: self._events,
@@ -105,6 +109,8 @@ class Relay:
     async def _housekeeping(self) -> None:
         """Leader-only chores that need no schedule of their own."""
         now = time.monotonic()
+        if now >= self._next_partitions:
+            await self._maintain_partitions(now)
         if now < self._next_purge:
             return
         self._next_purge = now + PURGE_EVERY_S
@@ -112,6 +118,26 @@ class Relay:
             purged = await idempotency.purge_expired(conn)
         if purged:
             log.info("purged %d expired idempotency keys", purged)
+
+    async def _maintain_partitions(self, now: float) -> None:
+        """Daily partitions of `clicks` a week ahead; those past the retention dropped.
+        A failure (say a lock not granted in time) is logged and tried again soon: it must
+        not hold up relaying."""
+        try:
+            created, dropped = await partitions.maintain(
+                self.engine, self.settings.click_retention_days
+            )
+        except Exception:
+            log.exception("click partition maintenance failed; trying again in 5 minutes")
+            self._next_partitions = now + PARTITIONS_RETRY_S
+            return
+        self._next_partitions = now + PARTITIONS_EVERY_S
+        if created or dropped:
+            log.info(
+                "click partitions: created %s; dropped %s",
+                ", ".join(created) or "none",
+                ", ".join(dropped) or "none",
+            )
 
     async def _wait(self, listener: psycopg.AsyncConnection, stop: asyncio.Event) -> None:
         # Returns on the first NOTIFY or after the poll interval; shutdown waits at most that.

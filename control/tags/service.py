@@ -6,12 +6,11 @@ Names are compared exactly once normalised (NFC, trimmed): the unique index deci
 from __future__ import annotations
 
 import re
-import unicodedata
 import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control import pagination
+from control import pagination, text
 from control.errors import ApiError, Conflict, Unprocessable
 from control.tags import repository
 from control.tags.models import Tag
@@ -22,63 +21,22 @@ ENSURE_ATTEMPTS = 3
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 
 
-def _clean_name(raw: str) -> str:
-    """The stored form of a name; ValueError says what is wrong with it."""
-    name = unicodedata.normalize("NFC", raw).strip()
-    if not name:
-        raise ValueError("A tag name must not be empty.")
-    if len(name) > NAME_MAX:
-        raise ValueError(f"A tag name is at most {NAME_MAX} characters.")
-    if _invisible(name):
-        raise ValueError("A tag name must not contain control or invisible characters.")
-    return name
-
-
-def _invisible(text: str) -> bool:
-    # Category C (controls, bidi overrides, zero width) and line separators: they would make
-    # two different names look alike, or break a one-line display.
-    return any(
-        unicodedata.category(c)[0] == "C" or unicodedata.category(c) in ("Zl", "Zp") for c in text
-    )
-
-
 def normalise_name(raw: str) -> str:
     """A tag name given on a link; errors point at the link's `tags` field."""
     try:
-        return _clean_name(raw)
-    except ValueError as exc:
+        return _name(raw)
+    except ApiError as exc:
         raise Unprocessable("invalid_tag", f"{exc} Got {raw[:80]!r}.", field="tags") from None
 
 
 def _name(raw: str) -> str:
-    try:
-        return _clean_name(raw)
-    except ValueError as exc:
-        raise ApiError.validation(str(exc), "name") from None
+    return text.clean_name(raw, what="tag", max_len=NAME_MAX)
 
 
 def _color(raw: str) -> str:
     if not _COLOR.fullmatch(raw):
         raise ApiError.validation("A colour is `#rrggbb` in hex.", "color")
     return raw.lower()
-
-
-def _name_taken(name: str) -> ApiError:
-    return Conflict("name_taken", f"A tag named {name!r} already exists.", field="name")
-
-
-def _parse_id(raw: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise ApiError.not_found("tag") from None
-
-
-def _filter(q: str | None) -> str | None:
-    value = (q or "").strip()
-    if _invisible(value):
-        raise ApiError("invalid_query", "`q` must not contain control characters.", field="q")
-    return value or None
 
 
 def to_out(tag: Tag, link_count: int) -> TagOut:
@@ -96,12 +54,12 @@ async def create(session: AsyncSession, workspace_id: uuid.UUID, data: CreateTag
     color = _color(data.color) if data.color is not None else None
     tag = await repository.insert_if_free(session, workspace_id, name, color)
     if tag is None:
-        raise _name_taken(name)
+        raise text.name_taken("tag", name)
     return to_out(tag, 0)
 
 
 async def get(session: AsyncSession, workspace_id: uuid.UUID, tag_id: str) -> TagOut:
-    row = await repository.get(session, workspace_id, _parse_id(tag_id))
+    row = await repository.get(session, workspace_id, text.parse_id(tag_id, "tag"))
     if row is None:
         raise ApiError.not_found("tag")
     return to_out(*row)
@@ -115,7 +73,7 @@ async def page(session: AsyncSession, workspace_id: uuid.UUID, query: ListTags) 
         workspace_id,
         after=after,
         limit=query.limit + 1,
-        name_contains=_filter(query.q),
+        name_contains=text.search_filter(query.q),
     )
     shown = rows[: query.limit]
     more = len(rows) > query.limit
@@ -128,7 +86,7 @@ async def page(session: AsyncSession, workspace_id: uuid.UUID, query: ListTags) 
 async def update(
     session: AsyncSession, workspace_id: uuid.UUID, tag_id: str, data: UpdateTag
 ) -> TagOut:
-    wanted = _parse_id(tag_id)
+    wanted = text.parse_id(tag_id, "tag")
     values: dict[str, object] = {}
     name: str | None = None
     if isinstance(data.name, str):
@@ -139,14 +97,14 @@ async def update(
         try:
             updated = await repository.update_fields(session, workspace_id, wanted, values)
         except repository.NameTaken:
-            raise _name_taken(name or "") from None
+            raise text.name_taken("tag", name or "") from None
         if updated is None:
             raise ApiError.not_found("tag")
     return await get(session, workspace_id, tag_id)
 
 
 async def delete(session: AsyncSession, workspace_id: uuid.UUID, tag_id: str) -> None:
-    if not await repository.delete_one(session, workspace_id, _parse_id(tag_id)):
+    if not await repository.delete_one(session, workspace_id, text.parse_id(tag_id, "tag")):
         raise ApiError.not_found("tag")
 
 

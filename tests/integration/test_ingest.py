@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 import psycopg
+import pytest
 
 from control.ingest.consumer import DEAD_STREAM, Ingest
 from control.settings import ControlSettings
@@ -216,3 +218,142 @@ def test_trim_drops_only_what_every_group_has_acknowledged(
 
     assert (kept, length) == (0, 3)  # "other" still needs all three
     assert removed == 3
+
+
+# -- entries that fail on their content ------------------------------------------------
+
+
+def _poison() -> ClickEvent:
+    import msgspec
+
+    # A variant no SMALLINT holds: the database refuses the row every time.
+    return msgspec.structs.replace(_event(), variant=40_000)
+
+
+def test_a_bad_row_does_not_keep_the_other_entries_of_its_batch_out(
+    control_settings: ControlSettings,
+) -> None:
+    import msgspec
+
+    nul = msgspec.structs.replace(_event(), user_agent="Mozilla\x00")  # no NUL in text
+
+    async def go() -> tuple[int, list[bytes], list[bytes], int]:
+        async with resources(control_settings) as (engine, redis):
+            ingest = Ingest(control_settings, engine, redis, "t")
+            await ingest.ensure_groups()
+            await redis.xadd(click_stream(0), {BATCH_FIELD: encode_batch([_event()])})
+            bad = [
+                await redis.xadd(
+                    click_stream(0), {BATCH_FIELD: encode_batch([_event(), _poison()])}
+                ),
+                await redis.xadd(click_stream(0), {BATCH_FIELD: encode_batch([nul])}),
+            ]
+            await redis.xadd(click_stream(0), {BATCH_FIELD: encode_batch([_event(), _event()])})
+            await ingest.step()  # all four entries in one read
+            pending = await redis.xpending_range(click_stream(0), INGEST_GROUP, "-", "+", 10)
+            return (
+                ingest.stored,
+                bad,
+                [p["message_id"] for p in pending],
+                await redis.xlen(DEAD_STREAM),
+            )
+
+    stored, bad, pending, dead = run(go())
+
+    assert stored == 3  # the good entries, stored and acked
+    assert pending == bad  # the failing ones wait for another delivery
+    assert dead == 0
+    assert _count(control_settings, "SELECT count(*) FROM clicks") == 3
+    assert _count(control_settings, f"SELECT clicks FROM link_stats WHERE link_id = '{LINK}'") == 3
+
+
+def test_an_entry_failing_every_time_is_dead_lettered_after_max_deliveries(
+    control_settings: ControlSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import msgspec
+
+    import control.ingest.consumer as consumer
+
+    settings = msgspec.structs.replace(control_settings, ingest_max_deliveries=2)
+    monkeypatch.setattr(consumer, "CLAIM_IDLE_MS", 0)  # any idle time counts as abandoned
+    poisoned = encode_batch([_event(), _poison()])
+
+    async def go() -> tuple[int, int, Any, Any]:
+        async with resources(settings) as (engine, redis):
+            ingest = Ingest(settings, engine, redis, "t")
+            await ingest.ensure_groups()
+            entry = await redis.xadd(click_stream(0), {BATCH_FIELD: poisoned})
+            await redis.xadd(click_stream(0), {BATCH_FIELD: encode_batch([_event()])})
+            await ingest.step()  # delivery 1: the good entry is stored
+            claims = 0
+            while (await redis.xpending(click_stream(0), INGEST_GROUP))["pending"]:
+                claims += 1  # deliveries 2, 3, ...
+                assert claims < 10, "never dead-lettered"
+                await ingest.claim_abandoned()
+            dead = await redis.xrange(DEAD_STREAM)
+            return ingest.stored, claims, entry, dead
+
+    stored, claims, entry, dead = run(go())
+
+    assert stored == 1
+    assert claims == 2  # delivered 3 times: more than 2, so parked at the third
+    [(_, fields)] = dead
+    assert fields[BATCH_FIELD] == poisoned  # as it was: it can be replayed once fixed
+    assert fields[b"stream"] == click_stream(0).encode()
+    assert fields[b"entry"] == entry
+    assert fields[b"reason"] == b"delivered 3 times (limit 2)"
+    assert b"smallint" in fields[b"error"]
+    assert _count(control_settings, "SELECT count(*) FROM clicks") == 1
+
+
+def test_an_outage_never_dead_letters_an_entry(control_settings: ControlSettings) -> None:
+    from control.db import create_engine
+
+    events = [_event() for _ in range(4)]
+
+    async def go() -> tuple[bool, int, int, int, int]:
+        async with resources(control_settings) as (engine, redis):
+            await Ingest(control_settings, engine, redis, "same").ensure_groups()
+            await redis.xadd(click_stream(3), {BATCH_FIELD: encode_batch(events)})
+            # Read, then read again from the history, past the limit (5) of deliveries.
+            for start in [">"] * 1 + ["0"] * 6:
+                await redis.xreadgroup(INGEST_GROUP, "same", {click_stream(3): start})
+            # PostgreSQL unreachable: nothing is the entry's fault.
+            down = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/none", 1)
+            failed = False
+            try:
+                await Ingest(control_settings, down, redis, "same").recover_own_pending()
+            except Exception:
+                failed = True
+            finally:
+                await down.dispose()
+            pending = (await redis.xpending(click_stream(3), INGEST_GROUP))["pending"]
+            dead = await redis.xlen(DEAD_STREAM)
+            back = Ingest(control_settings, engine, redis, "same")
+            await back.recover_own_pending()  # over the limit, but it works now: stored
+            left = (await redis.xpending(click_stream(3), INGEST_GROUP))["pending"]
+            return failed, pending, dead, back.stored, left
+
+    assert run(go()) == (True, 1, 0, 4, 0)
+    assert _count(control_settings, "SELECT count(*) FROM clicks") == 4
+
+
+def test_ingest_metrics_line() -> None:
+    import datetime as dt
+
+    from control.ingest.consumer import METRICS_EVERY_S, IngestMetrics
+
+    metrics = IngestMetrics()
+    start = time.monotonic()
+    newest = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2)
+    metrics.batch([{"clicked_at": newest}] * 3, 2)
+
+    early = metrics.report(start + 1)
+    line = metrics.report(start + METRICS_EVERY_S + 1)
+    idle = metrics.report(start + 3 * METRICS_EVERY_S)
+
+    assert early is None
+    assert line is not None
+    assert line.startswith("ingest: 0 clicks/s, lag 2.0 s, 2 stored, 1 duplicates skipped")
+    assert "0 dead-lettered, 1 batches" in line
+    assert idle is None  # nothing happened since the last line
