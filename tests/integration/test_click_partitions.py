@@ -289,3 +289,38 @@ def test_migration_partitions_existing_clicks_and_downgrades(servers: Servers) -
     finally:
         with psycopg.connect(servers.admin_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_clicks_maintain_command_prints_what_it_created_and_dropped(
+    settings: ControlSettings,
+) -> None:
+    from click.testing import CliRunner
+
+    from ricochet.cli import main
+
+    ancient = dt.datetime.now(dt.UTC).date() - 1000 * DAY
+
+    async def make_ancient() -> None:
+        async with resources(settings) as (engine, _), engine.begin() as conn:
+            await partitions.ensure_days(conn, [ancient])
+
+    run(make_ancient())
+    _drop(settings, dt.datetime.now(dt.UTC).date() + 9 * DAY)
+    env = {
+        "RICOCHET_DATABASE_URL": settings.database_url,
+        "RICOCHET_REDIS_URL": settings.redis_url,
+        "RICOCHET_SECRET_KEY": settings.secret_key,
+    }
+
+    first = CliRunner().invoke(main, ["clicks", "maintain", "--days-ahead", "9"], env=env)
+    again = CliRunner().invoke(
+        main, ["clicks", "maintain", "--days-ahead", "9", "--retention-days", "0"], env=env
+    )
+
+    assert first.exit_code == 0, first.output
+    ahead = partitions.name_of(dt.datetime.now(dt.UTC).date() + 9 * DAY)
+    assert f"created {ahead}" in first.output.splitlines()
+    assert f"dropped {partitions.name_of(ancient)}" in first.output.splitlines()
+    assert "dropped (older than 400 days)" in first.output
+    assert again.exit_code == 0, again.output
+    assert again.output == "0 partitions created, 0 dropped (none: retention is off)\n"
