@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections import Counter
 from typing import Any
 
@@ -23,27 +24,10 @@ _STAGE = (
 )
 _COPY = f"COPY clicks_stage ({', '.join(COLUMNS)}) FROM STDIN"
 _NAMES = ", ".join(COLUMNS)  # from our own model, never from input
-# What the rollups need of each row actually inserted (a re-delivered click returns nothing).
-ROLLUP_FIELDS = (
-    "link_id",
-    "workspace_id",
-    "domain_id",
-    "clicked_at",
-    "bot",
-    "touch",
-    "country",
-    "device",
-    "browser",
-    "os",
-    "referrer_host",
-    "social",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-)
 _MOVE = (
     f"INSERT INTO clicks ({_NAMES}) SELECT {_NAMES} FROM clicks_stage "  # noqa: S608
-    f"ON CONFLICT DO NOTHING RETURNING {', '.join(ROLLUP_FIELDS)}"
+    # Only the ids of rows really inserted come back; the rest of each row is in hand already.
+    "ON CONFLICT DO NOTHING RETURNING replace(id::text, '-', '')"
 )
 
 
@@ -65,7 +49,12 @@ async def store(conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
                 for row in rows:
                     await copy.write_row([row[c] for c in COLUMNS])
             await cur.execute(_MOVE)
-            inserted = [dict(zip(ROLLUP_FIELDS, r, strict=True)) for r in await cur.fetchall()]
+            fresh = {r[0] for r in await cur.fetchall()}
+        inserted = []
+        for row in rows:  # once per id: a batch may carry the same click twice
+            if row["id"] in fresh:
+                fresh.discard(row["id"])
+                inserted.append(row)
     except Exception:
         partitions.forget()  # e.g. a partition dropped since: look at the catalog next time
         raise
@@ -78,7 +67,7 @@ async def store(conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
                 index_elements=[LinkStats.link_id],
                 set_={"clicks": LinkStats.clicks + stmt.excluded.clicks},
             ),
-            [{"link_id": link_id, "clicks": n} for link_id, n in sorted(per_link.items())],
+            [{"link_id": uuid.UUID(link), "clicks": n} for link, n in sorted(per_link.items())],
         )
     return sum(per_link.values())
 

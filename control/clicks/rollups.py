@@ -11,7 +11,7 @@ Two tables, both keyed by link and UTC hour (`clicked_at` truncated to the hour 
   (no referrer, no UTM, unknown country...) is stored as the value `""`, so the values of
   one dimension always add up to the link's total for that hour.
 
-Clicks are counted in Python first, then each table is advanced by ONE executemany upsert
+Clicks are counted in Python first, then each table is advanced by ONE upsert over arrays
 (`col = table.col + excluded.col`). Rows go in sorted by primary key, so two ingest processes
 upserting overlapping keys take the row locks in the same order and cannot deadlock.
 """
@@ -19,14 +19,9 @@ upserting overlapping keys take the row locks in the same order and cannot deadl
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
-
-from control.clicks.models import ClickHourly, ClickHourlyDim
-from control.db import table
 
 DIMENSIONS = (
     "country",
@@ -40,86 +35,117 @@ DIMENSIONS = (
     "utm_campaign",
 )
 
-HourKey = tuple[uuid.UUID, dt.datetime]
-DimKey = tuple[uuid.UUID, dt.datetime, str, str]
-
-
-def hour_of(clicked_at: dt.datetime) -> dt.datetime:
-    """The UTC hour a click counts in (`clicked_at` is timezone-aware)."""
-    return clicked_at.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
-
 
 def aggregate(
     inserted: list[dict[str, Any]],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The rows to upsert into click_hourly and click_hourly_dims, each sorted by key."""
-    hourly: dict[HourKey, list[int]] = {}  # humans, bots, human_qr, bot_qr
-    dims: dict[DimKey, list[int]] = {}  # humans, bots
-    workspace: dict[uuid.UUID, uuid.UUID] = {}
+    """The rows to upsert into click_hourly and click_hourly_dims, each sorted by key.
+
+    Ids are canonical lower-case text (sorting them sorts the UUIDs) and hours their epoch
+    number while counting: hashing UUID and datetime objects dominated ingest's CPU time.
+    """
+    hourly: dict[tuple[str, int], list[int]] = {}  # humans, bots, human_qr, bot_qr
+    dims: dict[tuple[str, int, str, str], list[int]] = {}  # humans, bots
+    links: dict[str, tuple[str, str]] = {}  # -> (link id, workspace id)
     for click in inserted:
-        link_id = click["link_id"]
-        hour = hour_of(click["clicked_at"])
-        workspace.setdefault(link_id, click["workspace_id"])
-        bot = bool(click["bot"])
-        qr = click["touch"] == "qr"
-        counts = hourly.setdefault((link_id, hour), [0, 0, 0, 0])
-        counts[1 if bot else 0] += 1
-        if qr:
-            counts[3 if bot else 2] += 1
+        key = click["link_id"]
+        if key not in links:
+            links[key] = (key, click["workspace_id"])
+        hour = int(click["clicked_at"].timestamp()) // 3600
+        bot = 1 if click["bot"] else 0
+        counts = hourly.get((key, hour))
+        if counts is None:
+            counts = hourly[(key, hour)] = [0, 0, 0, 0]
+        counts[bot] += 1
+        if click["touch"] == "qr":
+            counts[2 + bot] += 1
         for dimension in DIMENSIONS:
-            value = click[dimension] or ""
-            pair = dims.setdefault((link_id, hour, dimension, value), [0, 0])
-            pair[1 if bot else 0] += 1
+            dim_key = (key, hour, dimension, click[dimension] or "")
+            pair = dims.get(dim_key)
+            if pair is None:
+                pair = dims[dim_key] = [0, 0]
+            pair[bot] += 1
+    hours: dict[int, dt.datetime] = {}
+
+    def when(hour: int) -> dt.datetime:
+        if hour not in hours:
+            hours[hour] = dt.datetime.fromtimestamp(hour * 3600, dt.UTC)
+        return hours[hour]
+
     hourly_rows = [
         {
-            "link_id": link_id,
-            "hour": hour,
-            "workspace_id": workspace[link_id],
+            "link_id": links[key][0],
+            "hour": when(hour),
+            "workspace_id": links[key][1],
             "humans": humans,
             "bots": bots,
             "human_qr": human_qr,
             "bot_qr": bot_qr,
         }
-        for (link_id, hour), (humans, bots, human_qr, bot_qr) in sorted(hourly.items())
+        for (key, hour), (humans, bots, human_qr, bot_qr) in sorted(hourly.items())
     ]
     dim_rows = [
         {
-            "link_id": link_id,
-            "hour": hour,
+            "link_id": links[key][0],
+            "hour": when(hour),
             "dimension": dimension,
             "value": value,
-            "workspace_id": workspace[link_id],
+            "workspace_id": links[key][1],
             "humans": humans,
             "bots": bots,
         }
-        for (link_id, hour, dimension, value), (humans, bots) in sorted(dims.items())
+        for (key, hour, dimension, value), (humans, bots) in sorted(dims.items())
     ]
     return hourly_rows, dim_rows
 
 
+_HOURLY = """
+INSERT INTO click_hourly (link_id, hour, workspace_id, humans, bots, human_qr, bot_qr)
+SELECT * FROM unnest(%s::uuid[], %s::timestamptz[], %s::uuid[], %s::bigint[], %s::bigint[],
+                     %s::bigint[], %s::bigint[])
+ON CONFLICT (link_id, hour) DO UPDATE SET
+    humans = click_hourly.humans + excluded.humans,
+    bots = click_hourly.bots + excluded.bots,
+    human_qr = click_hourly.human_qr + excluded.human_qr,
+    bot_qr = click_hourly.bot_qr + excluded.bot_qr
+"""
+_DIMS = """
+INSERT INTO click_hourly_dims (link_id, hour, dimension, value, workspace_id, humans, bots)
+SELECT * FROM unnest(%s::uuid[], %s::timestamptz[], %s::text[], %s::text[], %s::uuid[],
+                     %s::bigint[], %s::bigint[])
+ON CONFLICT (link_id, hour, dimension, value) DO UPDATE SET
+    humans = click_hourly_dims.humans + excluded.humans,
+    bots = click_hourly_dims.bots + excluded.bots
+"""
+
+
+def _columns(rows: list[dict[str, Any]], names: tuple[str, ...]) -> list[list[Any]]:
+    return [[row[name] for row in rows] for name in names]
+
+
 async def apply(conn: AsyncConnection, inserted: list[dict[str, Any]]) -> None:
-    """Advance the hourly counters by exactly the clicks in `inserted` (same transaction)."""
+    """Advance the hourly counters by exactly the clicks in `inserted` (same transaction).
+
+    One statement per table over arrays (`unnest`): an executemany upsert of a few thousand
+    dimension rows per batch cost ingest about a third of its throughput.
+    """
     if not inserted:
         return
     hourly_rows, dim_rows = aggregate(inserted)
-    hourly = table(ClickHourly)
-    stmt = insert(hourly)
-    await conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[hourly.c.link_id, hourly.c.hour],
-            set_={
-                name: hourly.c[name] + stmt.excluded[name]
-                for name in ("humans", "bots", "human_qr", "bot_qr")
-            },
-        ),
-        hourly_rows,
-    )
-    dims = table(ClickHourlyDim)
-    dim_stmt = insert(dims)
-    await conn.execute(
-        dim_stmt.on_conflict_do_update(
-            index_elements=[dims.c.link_id, dims.c.hour, dims.c.dimension, dims.c.value],
-            set_={name: dims.c[name] + dim_stmt.excluded[name] for name in ("humans", "bots")},
-        ),
-        dim_rows,
-    )
+    raw = (await conn.get_raw_connection()).driver_connection
+    assert raw is not None  # a live connection inside the caller's transaction
+    async with raw.cursor() as cur:
+        await cur.execute(
+            _HOURLY,
+            _columns(
+                hourly_rows,
+                ("link_id", "hour", "workspace_id", "humans", "bots", "human_qr", "bot_qr"),
+            ),
+        )
+        await cur.execute(
+            _DIMS,
+            _columns(
+                dim_rows,
+                ("link_id", "hour", "dimension", "value", "workspace_id", "humans", "bots"),
+            ),
+        )
