@@ -32,6 +32,7 @@ from control.presets import api as presets_api
 from control.ratelimit import KeyLimiter
 from control.spaces import api as spaces_api
 from control.tags import api as tags_api
+from control.webhooks import api as webhooks_api
 from control.workspaces import api as workspaces_api
 
 OPERATIONS = [
@@ -47,6 +48,7 @@ OPERATIONS = [
     *spaces_api.OPERATIONS,
     *presets_api.OPERATIONS,
     *analytics_api.OPERATIONS,
+    *webhooks_api.OPERATIONS,
 ]
 log = logging.getLogger("ricochet.control")
 

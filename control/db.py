@@ -59,6 +59,7 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 def all_models() -> MetaData:
     """Import every model module so the metadata is complete (for Alembic)."""
     from control.clicks import models as _clicks
+    from control.delivery import models as _delivery
     from control.domains import models as _domains
     from control.events import models as _events
     from control.idempotency import models as _idempotency
@@ -68,8 +69,9 @@ def all_models() -> MetaData:
     from control.presets import models as _presets
     from control.spaces import models as _spaces
     from control.tags import models as _tags
+    from control.webhooks import models as _webhooks
     from control.workspaces import models as _workspaces
 
     del _clicks, _domains, _events, _idempotency, _keys, _links, _outbox
-    del _presets, _spaces, _tags, _workspaces
+    del _presets, _spaces, _tags, _workspaces, _delivery, _webhooks
     return Base.metadata

@@ -32,6 +32,17 @@ class ControlSettings(msgspec.Struct, frozen=True, kw_only=True):
     relay_batch: int = 500
     relay_poll_s: float = 1.0  # fallback poll; LISTEN/NOTIFY wakes the relay at once
     log_level: str = "info"
+    # Event delivery (webhooks). Delays before attempts 2..6, in seconds (seed 002).
+    delivery_schedule_s: str = "60,120,240,480,900"
+    delivery_connect_timeout_s: float = 3.0
+    delivery_read_timeout_s: float = 10.0
+    delivery_max_response_bytes: int = 65_536
+    delivery_endpoint_concurrency: int = 4  # in-flight requests per endpoint per worker
+    # Refuse private, loopback and link-local receivers unless this is on (tests, dev).
+    allow_private_destinations: bool = False
+    # Dramatiq broker: its own Redis database (default: RICOCHET_REDIS_URL's db + 1).
+    broker_url: str | None = None
+    webhook_secret_overlap_s: int = 86_400  # both secrets sign for this long after a rotation
     # Bearer token of GET /internal/v1/resolve (the edge's miss fill); unset: no such route.
     internal_token: str | None = None
 

@@ -149,6 +149,67 @@ def ingest(consumer: str | None, ready_file: Path | None) -> None:
 
 
 @main.command()
+@click.option("--processes", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--threads", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--ready-file", type=click.Path(path_type=Path), hidden=True)
+@_fail_on_settings
+def worker(processes: int, threads: int, ready_file: Path | None) -> None:
+    """Deliver webhooks: the Dramatiq worker for control.delivery.actors."""
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    from control.settings import load
+    from ricochet.runner import configure_logging, ready_marker
+
+    cfg = load()
+    configure_logging(cfg.log_level)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if processes > 1:
+        # N copies of this command, one process each; ready when all of them are.
+        files = [
+            None if ready_file is None else Path(f"{ready_file}.{i}") for i in range(processes)
+        ]
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-m", "ricochet", "worker", "--threads", str(threads)]
+                + ([] if f is None else ["--ready-file", str(f)])
+            )
+            for f in files
+        ]
+        marked = False
+        while not stop.is_set() and all(c.poll() is None for c in children):
+            if not marked and all(f is None or f.exists() for f in files):
+                ready_marker(ready_file)()
+                marked = True
+            time.sleep(0.1)
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        codes = [child.wait() for child in children]
+        sys.exit(0 if stop.is_set() else max(codes) or 1)
+
+    import dramatiq
+
+    from control.delivery import actors
+
+    broker = actors.configure(cfg)
+    broker.emit_after("process_boot")
+    client = getattr(broker, "client", None)
+    if client is not None:
+        client.ping()  # connected: fail now rather than in every consumer thread
+    runner = dramatiq.Worker(broker, worker_threads=threads)
+    runner.start()
+    ready_marker(ready_file)()
+    stop.wait()
+    runner.stop()
+    broker.close()
+
+
+@main.command()
 @click.option(
     "--database-url",
     envvar="RICOCHET_DATABASE_URL",

@@ -182,6 +182,11 @@ class Stack:
                 [*me, "ingest", "--consumer", "dev", "--ready-file", str(run / "ingest.ready")],
                 str(run / "ingest.ready"),
             ),
+            Child(
+                "worker",
+                [*me, "worker", "--ready-file", str(run / "worker.ready")],
+                str(run / "worker.ready"),
+            ),
         ]
         logs = self.home / "logs"
         for child in self.children:
@@ -243,7 +248,7 @@ class Stack:
     def _shutdown(self) -> None:
         click.echo("\nstopping ...", err=True)
         # Edge first so its click buffer drains into Redis while ingest still runs.
-        order = {"edge": 0, "control": 1, "relay": 2, "ingest": 3}
+        order = {"edge": 0, "control": 1, "relay": 2, "ingest": 3, "worker": 4}
         for child in sorted(self.children, key=lambda c: order.get(c.name, 9)):
             if child.proc is not None:
                 procs.stop(child.proc, signal.SIGTERM, timeout=20)

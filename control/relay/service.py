@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +20,9 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from control.clicks import partitions
+from control.db import session_factory
+from control.delivery import engine as delivery
+from control.delivery import fanout
 from control.events import service as events
 from control.idempotency import repository as idempotency
 from control.links import state
@@ -30,13 +34,24 @@ LEADER_LOCK = 7460002
 PURGE_EVERY_S = 600.0
 PARTITIONS_EVERY_S = 3600.0  # click partitions: made a week ahead, so hourly is plenty
 PARTITIONS_RETRY_S = 300.0
+RECONCILE_EVERY_S = 30.0  # webhook deliveries whose broker message was lost
 log = logging.getLogger("ricochet.relay")
 
 
 class Relay:
-    def __init__(self, settings: ControlSettings, engine: AsyncEngine, redis: Redis) -> None:
+    def __init__(
+        self,
+        settings: ControlSettings,
+        engine: AsyncEngine,
+        redis: Redis,
+        enqueue: Callable[[list[uuid.UUID]], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.engine = engine
+        self.sessions = session_factory(engine)
+        # Hands delivery ids to the broker (default: Dramatiq, configured on first use).
+        self._enqueue = enqueue
+        self._next_reconcile = 0.0
         self.projector = Projector(redis)
         self.relayed = 0
         self._next_purge = 0.0
@@ -73,8 +88,25 @@ class Relay:
 
     async def _events(self, payloads: list[dict[str, Any]]) -> None:
         """Events are stored already (in the `events` table, same transaction as the change).
-        Handing them to webhook delivery is the only remaining step, and no delivery
-        subscriptions exist in this version, so there is nothing more to do."""
+        What remains is webhook fan-out: deliveries are created in one transaction and
+        enqueued after it commits. A lost enqueue only delays: the reconciler resends."""
+        ids = [uuid.UUID(p["event_id"]) for p in payloads]
+        async with self.sessions.begin() as session:
+            created = await fanout.create_for_events(session, ids)
+        if created:
+            try:
+                await asyncio.to_thread(self._enqueue_deliveries, created)
+            except Exception:
+                log.exception("enqueueing %d deliveries failed; the reconciler will", len(created))
+
+    def _enqueue_deliveries(self, ids: list[uuid.UUID]) -> None:
+        if self._enqueue is None:
+            from control.delivery import actors
+
+            if not actors.configured():
+                actors.configure(self.settings)
+            self._enqueue = actors.enqueue
+        self._enqueue(ids)
 
     async def run(self, stop: asyncio.Event, on_ready: Callable[[], None] | None = None) -> None:
         async with await psycopg.AsyncConnection.connect(
@@ -109,6 +141,12 @@ class Relay:
     async def _housekeeping(self) -> None:
         """Leader-only chores that need no schedule of their own."""
         now = time.monotonic()
+        if now >= self._next_reconcile:
+            self._next_reconcile = now + RECONCILE_EVERY_S
+            try:
+                await delivery.reconcile(self.sessions, self._enqueue_deliveries)
+            except Exception:
+                log.exception("delivery reconciliation failed; trying again in 30 s")
         if now >= self._next_partitions:
             await self._maintain_partitions(now)
         if now < self._next_purge:

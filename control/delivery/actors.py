@@ -1,0 +1,122 @@
+"""The delivery actor: a thin shell around `engine.attempt`, on Dramatiq's asyncio loop.
+
+Dramatiq's AsyncIO middleware runs every async actor on one event loop thread per worker
+process, so the database engine, HTTP client and per-endpoint semaphores are shared there.
+Dramatiq retries are off (max_retries=0): the engine decides when to try again and the
+actor enqueues that attempt with a delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Iterable
+
+import dramatiq
+import httpx2
+from dramatiq.asyncio import get_event_loop_thread
+from dramatiq.middleware.asyncio import AsyncIO
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from control.db import create_engine, session_factory
+from control.delivery import engine, guard
+from control.delivery.broker import make_broker
+from control.settings import ControlSettings
+
+QUEUE = "deliveries"
+ACTOR = "deliver"
+log = logging.getLogger("ricochet.delivery")
+
+
+class Runtime:
+    """Per-process resources, made lazily on the loop that uses them."""
+
+    def __init__(self, settings: ControlSettings) -> None:
+        self.settings = settings
+        self.db: AsyncEngine | None = None
+        self.sessions: async_sessionmaker[AsyncSession] | None = None
+        self.http: httpx2.AsyncClient | None = None
+
+    def resources(self) -> tuple[async_sessionmaker[AsyncSession], httpx2.AsyncClient]:
+        if self.sessions is None or self.http is None:
+            self.db = create_engine(self.settings.sqlalchemy_url, self.settings.db_pool_size)
+            self.sessions = session_factory(self.db)
+            self.http = guard.client(self.settings)
+        return self.sessions, self.http
+
+    async def aclose(self) -> None:
+        if self.http is not None:
+            await self.http.aclose()
+        if self.db is not None:
+            await self.db.dispose()
+        self.db = self.sessions = self.http = None
+
+
+class _CloseRuntime(dramatiq.Middleware):
+    """Closes the pools on the event loop thread before the AsyncIO middleware stops it."""
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        thread = get_event_loop_thread()
+        if _runtime is not None and thread is not None:
+            try:
+                thread.run_coroutine(_runtime.aclose())
+            except Exception:
+                log.exception("closing delivery resources failed")
+
+
+_runtime: Runtime | None = None
+_actor: dramatiq.Actor | None = None  # type: ignore[type-arg]
+
+
+def configure(settings: ControlSettings, broker: dramatiq.Broker | None = None) -> dramatiq.Broker:
+    """Make `broker` (default: from settings) the process's broker and declare the actor."""
+    global _runtime, _actor
+    broker = broker or make_broker(settings)
+    if not any(isinstance(m, AsyncIO) for m in broker.middleware):
+        broker.add_middleware(AsyncIO())
+    if not any(isinstance(m, _CloseRuntime) for m in broker.middleware):
+        broker.add_middleware(_CloseRuntime())
+    dramatiq.set_broker(broker)
+    _actor = broker.actors.get(ACTOR) or dramatiq.Actor(
+        deliver,
+        broker=broker,
+        actor_name=ACTOR,
+        queue_name=QUEUE,
+        priority=0,
+        options={"max_retries": 0},
+    )
+    _runtime = Runtime(settings)
+    return broker
+
+
+def configured() -> bool:
+    return _actor is not None
+
+
+def runtime() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("control.delivery.actors.configure() was not called")
+    return _runtime
+
+
+def enqueue(delivery_ids: Iterable[uuid.UUID | str], delay_ms: int = 0) -> None:
+    """Queue an attempt of each delivery (blocking; call after the creating commit)."""
+    if _actor is None:
+        raise RuntimeError("control.delivery.actors.configure() was not called")
+    for delivery_id in delivery_ids:
+        _actor.send_with_options(args=(str(delivery_id),), delay=delay_ms or None)
+
+
+async def deliver(delivery_id: str) -> None:
+    rt = runtime()
+    sessions, http = rt.resources()
+    outcome = await engine.attempt(sessions, http, rt.settings, uuid.UUID(delivery_id))
+    if outcome.status == "retrying" and outcome.next_attempt_at is not None:
+        wait = outcome.next_attempt_at - dt.datetime.now(dt.UTC)
+        delay_ms = max(1, int(wait.total_seconds() * 1000))
+        # If this enqueue is lost, the reconciler sends the attempt once it is overdue.
+        await asyncio.to_thread(enqueue, [outcome.delivery_id], delay_ms)
+    elif outcome.status in ("failed", "dead"):
+        log.info("delivery %s %s: %s", delivery_id, outcome.status, outcome.error)

@@ -1,0 +1,271 @@
+"""One delivery attempt: claim, sign, send outside any transaction, record the outcome.
+
+State lives in `deliveries`; the broker only carries ids, so a duplicate or late message is
+harmless: an attempt is claimed first (a short transaction moves `next_attempt_at` forward by
+a lease, so a concurrent duplicate finds the delivery not due and skips it), and the outcome
+is written under a row lock only if the attempt count is still the one claimed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+import uuid
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx2
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from control.delivery import guard
+from control.delivery.models import Delivery, DeliveryAttempt
+from control.settings import ControlSettings
+from control.webhooks.models import WebhookEndpoint
+from control.webhooks.secrets import signing_secrets
+from shared.signing import REASON_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_header
+
+RETRYABLE = frozenset({408, 409, 425, 429})
+TERMINAL = frozenset({"succeeded", "failed", "dead"})
+EXCERPT_CHARS = 1000
+EARLY_S = 1.0  # a message may arrive this much before next_attempt_at and still run
+LEASE_MARGIN_S = 30.0
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    delivery_id: uuid.UUID
+    # succeeded | retrying | failed | dead, or skipped (not due, done already, or gone)
+    status: str
+    number: int | None = None  # the attempt's number, when one was made
+    status_code: int | None = None
+    error: str | None = None
+    next_attempt_at: dt.datetime | None = None
+
+
+def schedule(settings: ControlSettings) -> list[float]:
+    """Delays before attempts 2..N, in seconds; N = len + 1 (six by default)."""
+    return [float(part) for part in settings.delivery_schedule_s.split(",") if part.strip()]
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+# Per-endpoint cap on in-flight requests, per process and event loop.
+_limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[uuid.UUID, asyncio.Semaphore]]
+_limits = weakref.WeakKeyDictionary()
+
+
+def _semaphore(settings: ControlSettings, endpoint_id: uuid.UUID) -> asyncio.Semaphore:
+    per_loop = _limits.setdefault(asyncio.get_running_loop(), {})
+    sem = per_loop.get(endpoint_id)
+    if sem is None:
+        sem = per_loop[endpoint_id] = asyncio.Semaphore(
+            max(1, settings.delivery_endpoint_concurrency)
+        )
+    return sem
+
+
+@dataclass(frozen=True)
+class _Claim:
+    number: int
+    url: str
+    body: bytes
+    reason: str
+    secrets: list[str]
+
+
+async def attempt(
+    sessions: async_sessionmaker[AsyncSession],
+    http: httpx2.AsyncClient,
+    settings: ControlSettings,
+    delivery_id: uuid.UUID,
+) -> AttemptOutcome:
+    async with sessions() as session:
+        endpoint_id = await session.scalar(
+            select(Delivery.endpoint_id).where(Delivery.id == delivery_id)
+        )
+    if endpoint_id is None:
+        return AttemptOutcome(delivery_id, "skipped", error="delivery not found")
+    async with _semaphore(settings, endpoint_id):
+        claim = await _claim(sessions, settings, delivery_id)
+        if isinstance(claim, AttemptOutcome):
+            return claim
+        return await _send_and_record(sessions, http, settings, delivery_id, claim)
+
+
+async def _claim(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: ControlSettings,
+    delivery_id: uuid.UUID,
+) -> _Claim | AttemptOutcome:
+    now = _now()
+    async with sessions.begin() as session:
+        row = (
+            await session.execute(
+                select(Delivery, WebhookEndpoint)
+                .outerjoin(WebhookEndpoint, WebhookEndpoint.id == Delivery.endpoint_id)
+                .where(Delivery.id == delivery_id)
+                .with_for_update(of=Delivery)
+            )
+        ).one_or_none()
+        if row is None:
+            return AttemptOutcome(delivery_id, "skipped", error="delivery not found")
+        delivery, endpoint = row
+        if delivery.status in TERMINAL:
+            return AttemptOutcome(delivery_id, "skipped", error=f"already {delivery.status}")
+        if delivery.next_attempt_at is not None and delivery.next_attempt_at > now + dt.timedelta(
+            seconds=EARLY_S
+        ):
+            return AttemptOutcome(delivery_id, "skipped", error="not due")
+        if endpoint is None or not endpoint.enabled:
+            error = "endpoint deleted" if endpoint is None else "endpoint disabled"
+            delivery.status = "failed"
+            delivery.last_error = error
+            delivery.next_attempt_at = None
+            delivery.updated_at = now
+            return AttemptOutcome(delivery_id, "failed", error=error)
+        # The lease: a duplicate message finds the delivery not due until the attempt ends
+        # (or, if this worker dies mid-attempt, the reconciler sends it again later).
+        lease = (
+            settings.delivery_connect_timeout_s
+            + 2 * settings.delivery_read_timeout_s
+            + LEASE_MARGIN_S
+        )
+        delivery.next_attempt_at = now + dt.timedelta(seconds=lease)
+        delivery.updated_at = now
+        return _Claim(
+            number=delivery.attempts + 1,
+            url=endpoint.url,
+            body=delivery.body,
+            reason=delivery.reason,
+            secrets=signing_secrets(settings, endpoint, now),
+        )
+
+
+def _excerpt(body: bytes) -> str:
+    return body.decode("utf-8", "replace")[:EXCERPT_CHARS].replace("\x00", "\ufffd")
+
+
+async def _send_and_record(
+    sessions: async_sessionmaker[AsyncSession],
+    http: httpx2.AsyncClient,
+    settings: ControlSettings,
+    delivery_id: uuid.UUID,
+    claim: _Claim,
+) -> AttemptOutcome:
+    timestamp = int(time.time())
+    headers = {
+        "content-type": "application/json",
+        "user-agent": guard.USER_AGENT,
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: signature_header(claim.secrets, timestamp, claim.body),
+    }
+    if claim.reason in ("test", "replay"):
+        headers[REASON_HEADER] = claim.reason
+    status_code: int | None = None
+    excerpt: str | None = None
+    error: str | None = None
+    refused = False
+    started = time.perf_counter()
+    try:
+        response = await guard.post(http, settings, claim.url, claim.body, headers)
+        status_code = response.status_code
+        excerpt = _excerpt(response.body)
+    except guard.Refused as exc:
+        refused = True
+        error = f"destination refused: {exc}"
+    except httpx2.TimeoutException as exc:
+        error = f"timeout: {type(exc).__name__}"
+    except httpx2.HTTPError as exc:
+        error = f"network error: {type(exc).__name__}: {exc}"[:EXCERPT_CHARS]
+    latency_ms = round((time.perf_counter() - started) * 1000)
+    now = _now()
+
+    delays = schedule(settings)
+    next_at: dt.datetime | None = None
+    if status_code is not None and 200 <= status_code < 300:
+        status = "succeeded"
+    elif refused:
+        status = "failed"  # policy, not a transient fault: retrying cannot help
+    elif status_code is None or status_code in RETRYABLE or status_code >= 500:
+        if claim.number <= len(delays):
+            status = "retrying"
+            next_at = now + dt.timedelta(seconds=delays[claim.number - 1])
+        else:
+            status = "dead"
+    else:
+        status = "failed"
+    if status_code is not None and status not in ("succeeded",) and error is None:
+        error = f"HTTP {status_code}"
+
+    async with sessions.begin() as session:
+        delivery = await session.scalar(
+            select(Delivery).where(Delivery.id == delivery_id).with_for_update()
+        )
+        if delivery is None or delivery.attempts != claim.number - 1:
+            # Deleted meanwhile, or another attempt was recorded first (a lease outlived).
+            return AttemptOutcome(delivery_id, "skipped", error="attempt superseded")
+        session.add(
+            DeliveryAttempt(
+                delivery_id=delivery_id,
+                number=claim.number,
+                attempted_at=now,
+                status_code=status_code,
+                latency_ms=latency_ms,
+                response_excerpt=excerpt,
+                error=error,
+            )
+        )
+        delivery.attempts = claim.number
+        delivery.status = status
+        delivery.next_attempt_at = next_at
+        delivery.last_status_code = status_code
+        delivery.last_error = error
+        delivery.updated_at = now
+    return AttemptOutcome(delivery_id, status, claim.number, status_code, error, next_at)
+
+
+OVERDUE_S = 30.0
+RECONCILE_BATCH = 1000
+
+
+async def reconcile(
+    sessions: async_sessionmaker[AsyncSession],
+    enqueue: Callable[[list[uuid.UUID]], None] | None = None,
+) -> list[uuid.UUID]:
+    """Re-enqueue deliveries overdue by more than 30 s (a lost broker message only delays).
+
+    Their `next_attempt_at` is moved to now, so each is re-sent at most every 30 s; a
+    duplicate message is harmless (see `attempt`). The enqueue happens after the commit.
+    """
+    due = (
+        select(Delivery.id)
+        .where(Delivery.status.in_(("pending", "retrying")))
+        .where(Delivery.next_attempt_at < func.now() - dt.timedelta(seconds=OVERDUE_S))
+        .order_by(Delivery.next_attempt_at)
+        .limit(RECONCILE_BATCH)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    async with sessions.begin() as session:
+        ids = list(
+            (
+                await session.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_(due))
+                    .values(next_attempt_at=func.now())
+                    .returning(Delivery.id)
+                )
+            ).scalars()
+        )
+    if ids:
+        if enqueue is None:
+            from control.delivery import actors
+
+            enqueue = actors.enqueue
+        await asyncio.to_thread(enqueue, ids)
+    return ids
