@@ -16,7 +16,3 @@ def alembic_config(libpq_url: str) -> Config:
 
 def upgrade(libpq_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(libpq_url), revision)
-
-
-def current_heads(libpq_url: str) -> None:
-    command.current(alembic_config(libpq_url))

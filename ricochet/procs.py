@@ -144,11 +144,5 @@ def tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
-def kill_tree(proc: psutil.Process, timeout: float = 10.0) -> None:
-    with contextlib.suppress(psutil.NoSuchProcess):
-        proc.terminate()
-        proc.wait(timeout)
-
-
 def is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0

@@ -5,8 +5,6 @@ Stream shards use a hash tag (`clicks:{3}`) so they spread over a Redis Cluster'
 
 from __future__ import annotations
 
-import xxhash
-
 LINK_PREFIX = "l:"
 INVALIDATE_CHANNEL = "ricochet:links:invalidate"
 INGEST_GROUP = "ingest"
@@ -23,8 +21,3 @@ def click_stream(shard: int) -> str:
 
 def click_streams(shards: int) -> list[str]:
     return [click_stream(n) for n in range(shards)]
-
-
-def shard_for(key: str, shards: int) -> int:
-    """Stable shard for a key (e.g. a worker's identity), same answer in every process."""
-    return xxhash.xxh3_64_intdigest(key.encode()) % shards

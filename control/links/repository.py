@@ -14,7 +14,6 @@ from control.clicks.models import LinkStats
 from control.db import table
 from control.domains.models import Domain
 from control.links.models import Link, LinkRevision, link_tags
-from control.spaces.models import Space
 from control.tags.models import Tag
 
 _LIVE = Link.deleted_at.is_(None)
@@ -170,20 +169,6 @@ async def tag_ids_by_name(
         select(Tag.name, Tag.id).where(Tag.workspace_id == workspace_id, Tag.name.in_(names))
     )
     return {r[0]: r[1] for r in rows}
-
-
-async def space_id_by_ref(
-    session: AsyncSession, workspace_id: uuid.UUID, ref: str
-) -> uuid.UUID | None:
-    try:
-        as_id = uuid.UUID(ref)
-    except ValueError:
-        as_id = None
-    condition = Space.name == ref if as_id is None else or_(Space.id == as_id, Space.name == ref)
-    row = await session.execute(
-        select(Space.id).where(Space.workspace_id == workspace_id, condition).limit(1)
-    )
-    return row.scalar_one_or_none()
 
 
 async def revisions(session: AsyncSession, link_id: uuid.UUID) -> list[LinkRevision]:

@@ -107,9 +107,12 @@ async def list_links(
         tag_ids = list(found.values())
     space_id = None
     if query.space is not None:
-        space_id = await repository.space_id_by_ref(session, ws, query.space)
-        if space_id is None:
-            return LinkPage(data=[], next_cursor=None)
+        try:
+            space_id = (await spaces.resolve(session, ws, query.space)).id
+        except ApiError as exc:
+            if exc.code != "space_not_found":
+                raise
+            return LinkPage(data=[], next_cursor=None)  # an unknown space matches nothing
     domain_id = None
     if query.domain is not None:
         domain_id = (await domains.for_link(session, ws, query.domain)).id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.hosts import normalise_host
-from shared.keys import click_stream, click_streams, link_key, shard_for
+from shared.keys import click_stream, click_streams, link_key
 
 # -- key names -----------------------------------------------------------------------------
 
@@ -23,30 +23,6 @@ def test_a_click_stream_name_carries_its_shard_as_a_literal_hash_tag() -> None:
 def test_click_streams_name_every_shard_from_zero() -> None:
     # Given three shards / When all streams are named / Then they are shards 0, 1 and 2
     assert click_streams(3) == ["clicks:{0}", "clicks:{1}", "clicks:{2}"]
-
-
-def test_a_key_always_maps_to_the_same_shard() -> None:
-    # Given the same key asked twice / When sharded / Then the answer does not change
-    assert shard_for("worker-1", 8) == shard_for("worker-1", 8)
-
-
-@pytest.mark.parametrize(("key", "shard"), [("worker-1", 3), ("worker-2", 0), ("edge-a", 2)])
-def test_shards_are_the_same_in_every_process_and_version(key: str, shard: int) -> None:
-    # Given pinned answers (xxh3-64, not Python's per-process salted hash())
-    # When sharded / Then the answer is the pinned one
-    assert shard_for(key, 8) == shard
-
-
-@pytest.mark.parametrize("shards", [1, 2, 7, 256])
-def test_every_shard_is_within_range(shards: int) -> None:
-    # Given many keys / When sharded / Then every shard is in 0..shards-1
-    found = {shard_for(f"worker-{n}", shards) for n in range(500)}
-    assert found <= set(range(shards))
-
-
-def test_keys_spread_over_every_shard() -> None:
-    # Given many keys and a few shards / When sharded / Then no shard is left unused
-    assert {shard_for(f"worker-{n}", 4) for n in range(200)} == {0, 1, 2, 3}
 
 
 # -- host names ----------------------------------------------------------------------------
