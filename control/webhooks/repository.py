@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import and_, case, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import distinct_on
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from control.db import new_id
 from control.delivery.models import Delivery, DeliveryAttempt
@@ -284,3 +284,19 @@ async def last_attempt(session: AsyncSession, delivery_id: uuid.UUID) -> Deliver
         .limit(1)
     )
     return result.scalar_one_or_none()
+
+
+async def subscribed_workspaces(
+    conn: AsyncConnection, workspace_ids: Collection[uuid.UUID], event_types: Collection[str]
+) -> set[uuid.UUID]:
+    """Those of these workspaces with an enabled endpoint subscribed to any of these types."""
+    if not workspace_ids or not event_types:
+        return set()
+    rows = await conn.execute(
+        select(WebhookEndpoint.workspace_id)
+        .distinct()
+        .where(WebhookEndpoint.workspace_id.in_(list(workspace_ids)))
+        .where(WebhookEndpoint.enabled.is_(True))
+        .where(WebhookEndpoint.event_types.overlap(list(event_types)))
+    )
+    return set(rows.scalars())

@@ -1,0 +1,22 @@
+"""Who listens: whether a workspace has any receiver for an event type.
+
+Click and scan events are written only for workspaces that have a subscriber (an event
+row per click would otherwise cost every workspace storage and relay work for nothing).
+Every kind of receiver that can subscribe to an event type answers here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from control.webhooks import repository as webhooks
+
+
+async def subscribed_workspaces(
+    conn: AsyncConnection, workspace_ids: Collection[uuid.UUID], event_types: Collection[str]
+) -> set[uuid.UUID]:
+    """Those of these workspaces with an enabled receiver of any of these event types."""
+    return await webhooks.subscribed_workspaces(conn, workspace_ids, event_types)
