@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 from shared.settings import load_settings
@@ -40,8 +42,14 @@ class ControlSettings(msgspec.Struct, frozen=True, kw_only=True):
     delivery_endpoint_concurrency: int = 4  # in-flight requests per endpoint per worker
     # Refuse private, loopback and link-local receivers unless this is on (tests, dev).
     allow_private_destinations: bool = False
-    # Dramatiq broker: its own Redis database (default: RICOCHET_REDIS_URL's db + 1).
+    # Dramatiq broker: its own Redis database (default: RICOCHET_REDIS_URL's db + 1), or
+    # RabbitMQ with an amqp:// URL.
     broker_url: str | None = None
+    # The Dramatiq queue of deliveries; distinct names let deployments share one broker.
+    delivery_queue: str = "deliveries"
+    # PEM file of the CAs trusted for https receivers instead of the system's (tests, private
+    # PKI); the address checks apply all the same.
+    delivery_ca_bundle: str | None = None
     webhook_secret_overlap_s: int = 86_400  # both secrets sign for this long after a rotation
     # Bearer token of GET /internal/v1/resolve (the edge's miss fill); unset: no such route.
     internal_token: str | None = None
@@ -64,6 +72,12 @@ class ControlSettings(msgspec.Struct, frozen=True, kw_only=True):
             problems.append("RICOCHET_INGEST_MAX_DELIVERIES must be at least 1")
         if self.click_retention_days < 0:
             problems.append("RICOCHET_CLICK_RETENTION_DAYS must be 0 (keep all) or more")
+        if self.broker_url and not self.broker_url.startswith(
+            ("redis://", "rediss://", "unix://", "amqp://", "amqps://")
+        ):
+            problems.append("RICOCHET_BROKER_URL must be a redis:// or amqp:// URL")
+        if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9._-]*", self.delivery_queue):
+            problems.append("RICOCHET_DELIVERY_QUEUE: letters, digits, '.', '_' and '-' only")
         if self.internal_token is not None and len(self.internal_token) < 32:
             problems.append("RICOCHET_INTERNAL_TOKEN must be at least 32 characters")
         return problems

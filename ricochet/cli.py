@@ -195,12 +195,15 @@ def worker(processes: int, threads: int, ready_file: Path | None) -> None:
     import dramatiq
 
     from control.delivery import actors
+    from control.delivery.broker import BrokerUnavailable, broker_url, check
 
     broker = actors.configure(cfg)
     broker.emit_after("process_boot")
-    client = getattr(broker, "client", None)
-    if client is not None:
-        client.ping()  # connected: fail now rather than in every consumer thread
+    try:
+        check(broker, broker_url(cfg))  # fail now rather than in every consumer thread
+    except BrokerUnavailable as exc:
+        click.echo(f"ricochet worker: {exc}", err=True)
+        sys.exit(1)
     runner = dramatiq.Worker(broker, worker_threads=threads)
     runner.start()
     ready_marker(ready_file)()

@@ -25,7 +25,7 @@ from control.delivery import engine, guard
 from control.delivery.broker import make_broker
 from control.settings import ControlSettings
 
-QUEUE = "deliveries"
+QUEUE = "deliveries"  # the default of RICOCHET_DELIVERY_QUEUE
 ACTOR = "deliver"
 log = logging.getLogger("ricochet.delivery")
 
@@ -83,7 +83,7 @@ def configure(settings: ControlSettings, broker: dramatiq.Broker | None = None) 
         deliver,
         broker=broker,
         actor_name=ACTOR,
-        queue_name=QUEUE,
+        queue_name=settings.delivery_queue,
         priority=0,
         options={"max_retries": 0},
     )
