@@ -66,6 +66,14 @@ class Conversion(Base):
             "event_time",
             postgresql_where=text("link_id IS NOT NULL"),
         ),
+        # The customer's latest outcome with a click, for outcomes sent with external_id only.
+        Index(
+            "ix_conversions_workspace_id_external_id",
+            "workspace_id",
+            "external_id",
+            "event_time",
+            postgresql_where=text("external_id IS NOT NULL AND click_id IS NOT NULL"),
+        ),
         Index(
             "ix_conversions_related_id",
             "related_id",
@@ -94,6 +102,9 @@ class Conversion(Base):
     # The click the nim_ct token names, and the time inside its UUIDv7: the partition key
     # of `clicks`, so finding the click reads one daily partition.
     click_id: Mapped[uuid.UUID | None]
+    # How the click was found: `click_id` (the token sent), `external_id` (the customer's
+    # earlier outcome), `sale` (a negative outcome inherits its sale's click).
+    attributed_via: Mapped[str | None]
     clicked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     external_id: Mapped[str | None]
     value: Mapped[decimal.Decimal | None] = mapped_column(Numeric)

@@ -53,6 +53,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("click_id", sa.Uuid(), nullable=True),
+        sa.Column("attributed_via", sa.String(), nullable=True),
         sa.Column("clicked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("external_id", sa.String(), nullable=True),
         sa.Column("value", sa.Numeric(), nullable=True),
@@ -111,6 +112,13 @@ def upgrade() -> None:
         postgresql_where=sa.text("link_id IS NOT NULL"),
     )
     op.create_index(
+        "ix_conversions_workspace_id_external_id",
+        "conversions",
+        ["workspace_id", "external_id", "event_time"],
+        unique=False,
+        postgresql_where=sa.text("external_id IS NOT NULL AND click_id IS NOT NULL"),
+    )
+    op.create_index(
         "ix_conversions_related_id",
         "conversions",
         ["related_id"],
@@ -131,6 +139,11 @@ def downgrade() -> None:
         "ix_conversions_pending_clicked_at",
         table_name="conversions",
         postgresql_where=sa.text("attribution = 'pending'"),
+    )
+    op.drop_index(
+        "ix_conversions_workspace_id_external_id",
+        table_name="conversions",
+        postgresql_where=sa.text("external_id IS NOT NULL AND click_id IS NOT NULL"),
     )
     op.drop_index(
         "ix_conversions_related_id",
