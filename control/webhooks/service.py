@@ -46,6 +46,7 @@ EVENT_TYPES = (
     envelope.DOMAIN_VERIFICATION_UPDATED,
     envelope.LINK_CLICKED,
     envelope.LINK_QR_SCANNED,
+    envelope.CONVERSION_RECORDED,
 )
 DESCRIPTION_MAX = 500
 HEALTH_WINDOW = dt.timedelta(hours=24)
@@ -371,6 +372,7 @@ async def finish_test(
 
 async def _replay_row(session: AsyncSession, row: Delivery) -> uuid.UUID:
     # The same event id and the very same bytes: receivers dedupe on the id.
+    assert row.endpoint_id is not None  # found through its endpoint
     return await repository.insert_delivery(
         session,
         workspace_id=row.workspace_id,
