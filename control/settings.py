@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import msgspec
 
@@ -78,6 +79,10 @@ class ControlSettings(msgspec.Struct, frozen=True, kw_only=True):
             problems.append("RICOCHET_BROKER_URL must be a redis:// or amqp:// URL")
         if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9._-]*", self.delivery_queue):
             problems.append("RICOCHET_DELIVERY_QUEUE: letters, digits, '.', '_' and '-' only")
+        if self.delivery_ca_bundle and not Path(self.delivery_ca_bundle).is_file():
+            problems.append(
+                f"RICOCHET_DELIVERY_CA_BUNDLE: no such file {self.delivery_ca_bundle!r}"
+            )
         if self.internal_token is not None and len(self.internal_token) < 32:
             problems.append("RICOCHET_INTERNAL_TOKEN must be at least 32 characters")
         return problems

@@ -2,12 +2,15 @@
 
 A receiver URL is customer input, so every connection is checked where it is made: a custom
 httpcore2 network backend resolves the host itself, refuses the connection if ANY address
-it resolves to is private, loopback, link-local, multicast, reserved or unspecified, and then
-connects to the very address it checked (no second DNS lookup, so DNS rebinding between
-check and connect is impossible). The URL keeps its host name, so TLS SNI and certificate
-validation use the original name as usual. Redirects are never followed, proxies from the
-environment are ignored (they would bypass the check), and at most
-`delivery_max_response_bytes` of a response body are read.
+it resolves to is private, loopback, link-local, multicast, reserved or unspecified (IPv4
+inside IPv6 — mapped, NAT64, 6to4 — is judged by its IPv4 address), and then connects to
+the very address it checked (no second DNS lookup, so DNS rebinding between check and
+connect is impossible). Numeric host spellings (`2130706433`, `0177.0.0.1`, `0x7f.1`,
+`127.1`) need no special case: they resolve to the address they mean, which is checked.
+The URL keeps its host name, so TLS SNI and certificate validation use the original name.
+Redirects are never followed, proxies from the environment are ignored (they would bypass
+the check), at most `delivery_max_response_bytes` of a response body are read, and a whole
+attempt ends after `attempt_deadline_s` (a receiver dribbling bytes cannot hold a worker).
 
 Only https is allowed, and plain http only with `allow_private_destinations` (tests, dev).
 """
@@ -17,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Iterable, Mapping
+import ssl
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,16 +32,33 @@ import httpx2
 from control.settings import ControlSettings
 
 USER_AGENT = "Ricochet-Webhooks/1"
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the last 32 bits are IPv4
+
+# (host, port) -> the addresses to try, in order. Tests give their own to map names.
+Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 
 class Refused(Exception):
     """The destination is not allowed; nothing was sent."""
 
 
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip in NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.sixtofour
+
+
 def _forbidden(address: str) -> bool:
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            return _forbidden(str(embedded))  # where the packets end up is what counts
+        if ip.is_site_local:  # fec0::/10: deprecated, yet still routed inside some networks
+            return True
     return bool(
         ip.is_private
         or ip.is_loopback
@@ -59,11 +80,20 @@ def check_url(settings: ControlSettings, url: str) -> None:
         raise Refused("the URL has no host")
 
 
-async def resolve(host: str, port: int, allow_private: bool) -> list[str]:
-    """Every address `host` resolves to, or Refused if any of them is not public."""
+async def system_resolver(host: str, port: int) -> list[str]:
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+async def resolve(
+    host: str, port: int, allow_private: bool, resolver: Resolver = system_resolver
+) -> list[str]:
+    """Every address `host` resolves to, or Refused if any of them is not public."""
+    name = host.rstrip(".").lower()
+    if not allow_private and (name == "localhost" or name.endswith(".localhost")):
+        raise Refused(f"{host} is a loopback name")  # RFC 6761, whatever DNS says
+    addresses = await resolver(host, port)
     if not addresses:
         raise OSError(f"{host} resolves to no address")
     if not allow_private:
@@ -76,8 +106,9 @@ async def resolve(host: str, port: int, allow_private: bool) -> list[str]:
 class GuardedBackend(httpcore2.AsyncNetworkBackend):
     """Resolves and checks the host, then connects to a checked address."""
 
-    def __init__(self, allow_private: bool) -> None:
+    def __init__(self, allow_private: bool, resolver: Resolver = system_resolver) -> None:
         self.allow_private = allow_private
+        self.resolver = resolver
         self.inner = httpcore2.AnyIOBackend()
 
     async def connect_tcp(
@@ -90,7 +121,7 @@ class GuardedBackend(httpcore2.AsyncNetworkBackend):
     ) -> httpcore2.AsyncNetworkStream:
         try:
             addresses = await asyncio.wait_for(
-                resolve(host, port, self.allow_private), timeout=timeout
+                resolve(host, port, self.allow_private, self.resolver), timeout=timeout
             )
         except (OSError, TimeoutError) as exc:
             raise httpcore2.ConnectError(f"cannot resolve {host}: {exc}") from exc
@@ -117,20 +148,40 @@ class GuardedBackend(httpcore2.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
+def ssl_context(settings: ControlSettings) -> ssl.SSLContext:
+    """Certificates verified against the URL's host name; the system's CAs, or only those in
+    RICOCHET_DELIVERY_CA_BUNDLE (never SSL_CERT_FILE & co: configuration is read once)."""
+    if settings.delivery_ca_bundle:
+        return ssl.create_default_context(cafile=settings.delivery_ca_bundle)
+    return httpx2.create_ssl_context(trust_env=False)
+
+
 class _Transport(httpx2.AsyncHTTPTransport):
-    def __init__(self, settings: ControlSettings, max_connections: int) -> None:
-        super().__init__(trust_env=False)
-        # Same pool httpx2 builds, with the guarded backend in place of the default one.
+    def __init__(self, settings: ControlSettings, max_connections: int, resolver: Resolver) -> None:
+        context = ssl_context(settings)
+        super().__init__(verify=context, trust_env=False)
+        # httpx2 has no public way to choose the network backend: swap in the pool it would
+        # build, with the guarded backend. Fail loudly should a new httpx2 stop using `_pool`
+        # (a silent miss would send unchecked; the SSRF tests would catch it too).
+        if not isinstance(getattr(self, "_pool", None), httpcore2.AsyncConnectionPool):
+            raise RuntimeError("httpx2.AsyncHTTPTransport no longer keeps its pool in _pool")
         self._pool = httpcore2.AsyncConnectionPool(
-            ssl_context=httpx2.create_ssl_context(trust_env=False),
+            ssl_context=context,
             max_connections=max_connections,
             max_keepalive_connections=max_connections,
             keepalive_expiry=30.0,
-            network_backend=GuardedBackend(settings.allow_private_destinations),
+            http1=True,
+            http2=False,
+            retries=0,
+            network_backend=GuardedBackend(settings.allow_private_destinations, resolver),
         )
 
 
-def client(settings: ControlSettings, max_connections: int = 200) -> httpx2.AsyncClient:
+def client(
+    settings: ControlSettings,
+    max_connections: int = 200,
+    resolver: Resolver = system_resolver,
+) -> httpx2.AsyncClient:
     """The HTTP client every delivery goes through (one per process and event loop)."""
     timeout = httpx2.Timeout(
         connect=settings.delivery_connect_timeout_s,
@@ -139,12 +190,18 @@ def client(settings: ControlSettings, max_connections: int = 200) -> httpx2.Asyn
         pool=settings.delivery_read_timeout_s,
     )
     return httpx2.AsyncClient(
-        transport=_Transport(settings, max_connections),
+        transport=_Transport(settings, max_connections, resolver),
         timeout=timeout,
         follow_redirects=False,
         trust_env=False,
         headers={"user-agent": USER_AGENT},
     )
+
+
+def attempt_deadline_s(settings: ControlSettings) -> float:
+    """The longest one attempt may take, all phases together (the engine's claim lasts
+    longer than this, so a live attempt is never sent twice)."""
+    return settings.delivery_connect_timeout_s + 2 * settings.delivery_read_timeout_s
 
 
 @dataclass(frozen=True)
@@ -162,6 +219,23 @@ async def post(
 ) -> Response:
     """POST `body`; raises Refused, or httpx2.HTTPError on a network failure or timeout."""
     check_url(settings, url)
+    deadline = attempt_deadline_s(settings)
+    try:
+        async with asyncio.timeout(deadline):
+            return await _post(http, settings, url, body, headers)
+    except httpx2.InvalidURL as exc:  # not an HTTPError: it would escape the engine
+        raise Refused(f"the URL is not valid: {exc}") from exc
+    except TimeoutError as exc:
+        raise httpx2.ReadTimeout(f"the attempt took longer than {deadline:g} s") from exc
+
+
+async def _post(
+    http: httpx2.AsyncClient,
+    settings: ControlSettings,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+) -> Response:
     limit = settings.delivery_max_response_bytes
     async with http.stream("POST", url, content=body, headers=dict(headers)) as response:
         chunks: list[bytes] = []
