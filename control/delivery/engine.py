@@ -1,5 +1,9 @@
 """One delivery attempt: claim, sign, send outside any transaction, record the outcome.
 
+A delivery targets a webhook endpoint (the signed envelope) or a destination (its mapped
+body, with the destination's URL, custom or vendor auth headers, and a signature when the
+destination has a signing secret); everything else is the same for both.
+
 State lives in `deliveries`; the broker only carries ids, so a duplicate or late message is
 harmless: an attempt is claimed first (a short transaction moves `next_attempt_at` forward by
 a lease, so a concurrent duplicate finds the delivery not due and skips it), and the outcome
@@ -9,19 +13,24 @@ is written under a row lock only if the attempt count is still the one claimed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import time
 import uuid
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx2
+from cryptography.fernet import InvalidToken
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from control.delivery import guard
 from control.delivery.models import Delivery, DeliveryAttempt
+from control.destinations import outbound, presets
+from control.destinations import repository as destinations
+from control.destinations.models import Destination
 from control.settings import ControlSettings
 from control.webhooks.models import WebhookEndpoint
 from control.webhooks.secrets import signing_secrets
@@ -59,11 +68,11 @@ _limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[uuid.UUID, as
 _limits = weakref.WeakKeyDictionary()
 
 
-def _semaphore(settings: ControlSettings, endpoint_id: uuid.UUID) -> asyncio.Semaphore:
+def _semaphore(settings: ControlSettings, target_id: uuid.UUID) -> asyncio.Semaphore:
     per_loop = _limits.setdefault(asyncio.get_running_loop(), {})
-    sem = per_loop.get(endpoint_id)
+    sem = per_loop.get(target_id)
     if sem is None:
-        sem = per_loop[endpoint_id] = asyncio.Semaphore(
+        sem = per_loop[target_id] = asyncio.Semaphore(
             max(1, settings.delivery_endpoint_concurrency)
         )
     return sem
@@ -75,7 +84,10 @@ class _Claim:
     url: str
     body: bytes
     reason: str
-    secrets: list[str]
+    secrets: list[str] | tuple[str, ...]  # signing secrets; none: the request is not signed
+    headers: dict[str, str] = field(default_factory=dict)  # custom or vendor auth headers
+    hidden: tuple[str, ...] = ()  # secret values kept out of recorded errors
+    hook_id: uuid.UUID | None = None  # a REST hook: a 410 Gone unsubscribes it
 
 
 async def attempt(
@@ -85,12 +97,14 @@ async def attempt(
     delivery_id: uuid.UUID,
 ) -> AttemptOutcome:
     async with sessions() as session:
-        endpoint_id = await session.scalar(
-            select(Delivery.endpoint_id).where(Delivery.id == delivery_id)
+        target_id = await session.scalar(
+            select(func.coalesce(Delivery.endpoint_id, Delivery.destination_id)).where(
+                Delivery.id == delivery_id
+            )
         )
-    if endpoint_id is None:
+    if target_id is None:
         return AttemptOutcome(delivery_id, "skipped", error="delivery not found")
-    async with _semaphore(settings, endpoint_id):
+    async with _semaphore(settings, target_id):
         claim = await _claim(sessions, settings, delivery_id)
         if isinstance(claim, AttemptOutcome):
             return claim
@@ -106,28 +120,29 @@ async def _claim(
     async with sessions.begin() as session:
         row = (
             await session.execute(
-                select(Delivery, WebhookEndpoint)
+                select(Delivery, WebhookEndpoint, Destination)
                 .outerjoin(WebhookEndpoint, WebhookEndpoint.id == Delivery.endpoint_id)
+                .outerjoin(Destination, Destination.id == Delivery.destination_id)
                 .where(Delivery.id == delivery_id)
                 .with_for_update(of=Delivery)
             )
         ).one_or_none()
         if row is None:
             return AttemptOutcome(delivery_id, "skipped", error="delivery not found")
-        delivery, endpoint = row
+        delivery, endpoint, destination = row
         if delivery.status in TERMINAL:
             return AttemptOutcome(delivery_id, "skipped", error=f"already {delivery.status}")
         if delivery.next_attempt_at is not None and delivery.next_attempt_at > now + dt.timedelta(
             seconds=EARLY_S
         ):
             return AttemptOutcome(delivery_id, "skipped", error="not due")
-        if endpoint is None or not endpoint.enabled:
-            error = "endpoint deleted" if endpoint is None else "endpoint disabled"
+        target = _target(settings, delivery, endpoint, destination, now)
+        if isinstance(target, str):
             delivery.status = "failed"
-            delivery.last_error = error
+            delivery.last_error = target
             delivery.next_attempt_at = None
             delivery.updated_at = now
-            return AttemptOutcome(delivery_id, "failed", error=error)
+            return AttemptOutcome(delivery_id, "failed", error=target)
         # The lease: a duplicate message finds the delivery not due until the attempt ends
         # (or, if this worker dies mid-attempt, the reconciler sends it again later).
         lease = (
@@ -137,13 +152,39 @@ async def _claim(
         )
         delivery.next_attempt_at = now + dt.timedelta(seconds=lease)
         delivery.updated_at = now
-        return _Claim(
-            number=delivery.attempts + 1,
-            url=endpoint.url,
-            body=delivery.body,
-            reason=delivery.reason,
-            secrets=signing_secrets(settings, endpoint, now),
-        )
+        return dataclasses.replace(target, number=delivery.attempts + 1, body=delivery.body)
+
+
+def _target(
+    settings: ControlSettings,
+    delivery: Delivery,
+    endpoint: WebhookEndpoint | None,
+    destination: Destination | None,
+    now: dt.datetime,
+) -> _Claim | str:
+    """Where and how to send (number and body are filled in by the caller), or why not."""
+    if delivery.endpoint_id is not None:
+        if endpoint is None or not endpoint.enabled:
+            return "endpoint deleted" if endpoint is None else "endpoint disabled"
+        secrets = signing_secrets(settings, endpoint, now)
+        return _Claim(number=0, url=endpoint.url, body=b"", reason=delivery.reason, secrets=secrets)
+    if destination is None or not destination.enabled:
+        return "destination deleted" if destination is None else "destination disabled"
+    try:
+        request = outbound.prepare(settings, destination, now)
+    except InvalidToken:
+        return "destination secrets cannot be decrypted (the secret key changed): set them again"
+    hook = destination.id if destination.kind in presets.HOOK_KINDS else None
+    return _Claim(
+        number=0,
+        url=request.url,
+        body=b"",
+        reason=delivery.reason,
+        secrets=request.signing,
+        headers=request.headers,
+        hidden=request.hidden,
+        hook_id=hook,
+    )
 
 
 def _excerpt(body: bytes) -> str:
@@ -159,11 +200,13 @@ async def _send_and_record(
 ) -> AttemptOutcome:
     timestamp = int(time.time())
     headers = {
+        **claim.headers,
         "content-type": "application/json",
         "user-agent": guard.USER_AGENT,
-        TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: signature_header(claim.secrets, timestamp, claim.body),
     }
+    if claim.secrets:
+        headers[TIMESTAMP_HEADER] = str(timestamp)
+        headers[SIGNATURE_HEADER] = signature_header(list(claim.secrets), timestamp, claim.body)
     if claim.reason in ("test", "replay"):
         headers[REASON_HEADER] = claim.reason
     status_code: int | None = None
@@ -201,6 +244,8 @@ async def _send_and_record(
         status = "failed"
     if status_code is not None and status not in ("succeeded",) and error is None:
         error = f"HTTP {status_code}"
+    error = outbound.scrub(error, claim.hidden)
+    excerpt = outbound.scrub(excerpt, claim.hidden)
 
     async with sessions.begin() as session:
         delivery = await session.scalar(
@@ -226,6 +271,9 @@ async def _send_and_record(
         delivery.last_status_code = status_code
         delivery.last_error = error
         delivery.updated_at = now
+        if claim.hook_id is not None and status_code == 410:
+            # REST hooks: the platform answers 410 Gone once the subscription is gone there.
+            await destinations.disable(session, claim.hook_id, "the target answered 410 Gone")
     return AttemptOutcome(delivery_id, status, claim.number, status_code, error, next_at)
 
 

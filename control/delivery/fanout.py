@@ -1,4 +1,8 @@
-"""Fan-out: one delivery per stored event and subscribed, enabled endpoint of its workspace."""
+"""Fan-out: one delivery per stored event and each enabled receiver that wants it.
+
+Receivers are webhook endpoints (subscribed by event type) and destinations (event type,
+then their filters; their body mapped per destination: control/destinations/selection.py).
+"""
 
 from __future__ import annotations
 
@@ -6,31 +10,26 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import msgspec
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control.db import new_id, table
 from control.delivery.models import Delivery
+from control.destinations import selection
+from control.destinations.mapping import encode_envelope
 from control.events.models import Event
 from control.webhooks.models import WebhookEndpoint
 
-ENVELOPE_ORDER = ("id", "type", "api_version", "created_at", "organization_id", "workspace_id")
+__all__ = ["create_for_events", "encode_envelope"]
 CHUNK = 1000  # rows per INSERT: well under PostgreSQL's 65,535 bind parameters
-
-
-def encode_envelope(envelope: dict[str, Any]) -> bytes:
-    """JSON bytes with the envelope's keys in their documented order (JSONB reorders keys)."""
-    ordered = {key: envelope[key] for key in ENVELOPE_ORDER if key in envelope}
-    ordered.update((k, v) for k, v in envelope.items() if k not in ordered)
-    return msgspec.json.encode(ordered)
 
 
 async def create_for_events(
     session: AsyncSession, event_ids: Sequence[uuid.UUID]
 ) -> list[uuid.UUID]:
-    """Create the deliveries of these events (idempotent); returns the ids of new ones."""
+    """Create the deliveries of these events (idempotent); returns the ids of new ones that
+    are due (a destination delivery whose mapping failed is recorded failed, not sent)."""
     if not event_ids:
         return []
     events = (
@@ -42,6 +41,13 @@ async def create_for_events(
     ).all()
     if not events:
         return []
+    created = await _insert(session, await _endpoint_rows(session, events), "endpoint_id")
+    rows = await selection.delivery_rows(session, events)
+    created.extend(await _insert(session, rows, "destination_id"))
+    return created
+
+
+async def _endpoint_rows(session: AsyncSession, events: Sequence[Any]) -> list[dict[str, Any]]:
     endpoints = (
         await session.execute(
             select(WebhookEndpoint.id, WebhookEndpoint.workspace_id, WebhookEndpoint.event_types)
@@ -73,15 +79,24 @@ async def create_for_events(
                     "next_attempt_at": func.now(),  # due at once; the reconciler's clock
                 }
             )
+    return rows
+
+
+async def _insert(
+    session: AsyncSession, rows: list[dict[str, Any]], target: str
+) -> list[uuid.UUID]:
+    """Insert, skipping (event, target) pairs that have their delivery already."""
     created: list[uuid.UUID] = []
+    deliveries = table(Delivery)
     for start in range(0, len(rows), CHUNK):
         statement = (
-            insert(table(Delivery))
+            insert(deliveries)
             .values(rows[start : start + CHUNK])
             .on_conflict_do_nothing(
-                index_elements=["event_id", "endpoint_id"], index_where=text("reason = 'event'")
+                index_elements=["event_id", target], index_where=text("reason = 'event'")
             )
-            .returning(table(Delivery).c.id)
+            .returning(deliveries.c.id, deliveries.c.status)
         )
-        created.extend((await session.execute(statement)).scalars())
+        result = await session.execute(statement)
+        created.extend(row.id for row in result if row.status == "pending")
     return created

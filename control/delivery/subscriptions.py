@@ -12,11 +12,20 @@ from collections.abc import Collection
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from control.destinations import repository as destinations
 from control.webhooks import repository as webhooks
 
 
 async def subscribed_workspaces(
     conn: AsyncConnection, workspace_ids: Collection[uuid.UUID], event_types: Collection[str]
 ) -> set[uuid.UUID]:
-    """Those of these workspaces with an enabled receiver of any of these event types."""
-    return await webhooks.subscribed_workspaces(conn, workspace_ids, event_types)
+    """Those of these workspaces with an enabled receiver of any of these event types.
+
+    Destination filters are not applied here (they need the event): a workspace whose only
+    destination filters every click out still gets the events, and fan-out drops them.
+    """
+    found = await webhooks.subscribed_workspaces(conn, workspace_ids, event_types)
+    rest = set(workspace_ids) - found
+    if rest:
+        found |= await destinations.subscribed_workspaces(conn, rest, event_types)
+    return found

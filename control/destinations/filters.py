@@ -105,8 +105,11 @@ def needs_tags(filters: dict[str, Any]) -> bool:
 
 
 def link_id(envelope: dict[str, Any]) -> uuid.UUID | None:
-    """The link an event is about, when it names one (click, scan, link lifecycle)."""
+    """The link an event is about, when it names one (click, scan, link lifecycle, an
+    attributed conversion)."""
     value = paths.get(envelope, "data.link_id")
+    if not isinstance(value, str):
+        value = paths.get(envelope, "data.attribution.link_id")
     if not isinstance(value, str):
         return None
     try:
@@ -162,13 +165,14 @@ def matches(
     filters: dict[str, Any], envelope: dict[str, Any], tags: Collection[str] | None = None
 ) -> bool:
     """Whether the event passes; `tags` are the names of its link's tags (when asked for)."""
-    for key, field in (
-        ("touch_types", "data.touch_type"),
-        ("domain_ids", "data.domain_id"),
-        ("link_ids", "data.link_id"),
-    ):
+    for key, field in (("touch_types", "data.touch_type"), ("domain_ids", "data.domain_id")):
         wanted = filters.get(key)
         if wanted is not None and paths.get(envelope, field) not in wanted:
+            return False
+    wanted_links = filters.get("link_ids")
+    if wanted_links is not None:
+        about = link_id(envelope)
+        if about is None or str(about) not in wanted_links:
             return False
     wanted_tags = filters.get("tags")
     if wanted_tags is not None and not set(wanted_tags) & set(tags or ()):

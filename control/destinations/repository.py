@@ -1,0 +1,310 @@
+"""All SQL for destinations and the API's view of their deliveries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import and_, case, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from control.db import new_id
+from control.delivery.models import Delivery
+from control.delivery.models import DeliveryAttempt as Attempt
+from control.destinations.models import Destination
+
+REPLAYABLE = ("dead", "failed")
+
+
+async def insert_destination(session: AsyncSession, values: Mapping[str, object]) -> Destination:
+    result = await session.execute(
+        insert(Destination).values(id=new_id(), **values).returning(Destination)
+    )
+    return result.scalar_one()
+
+
+async def get(
+    session: AsyncSession, workspace_id: uuid.UUID, destination_id: uuid.UUID
+) -> Destination | None:
+    result = await session.execute(
+        select(Destination).where(
+            Destination.id == destination_id, Destination.workspace_id == workspace_id
+        )
+    )
+    return result.scalar_one_or_none()
+
+
+async def page(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    *,
+    after: uuid.UUID | None,
+    limit: int,
+    kind: str | None = None,
+    installation_id: uuid.UUID | None = None,
+) -> list[Destination]:
+    """Oldest first (UUIDv7 ids: creation order, a stable cursor)."""
+    stmt = (
+        select(Destination)
+        .where(Destination.workspace_id == workspace_id)
+        .order_by(Destination.id)
+        .limit(limit)
+    )
+    if after is not None:
+        stmt = stmt.where(Destination.id > after)
+    if kind is not None:
+        stmt = stmt.where(Destination.kind == kind)
+    if installation_id is not None:
+        stmt = stmt.where(Destination.installation_id == installation_id)
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def update_destination(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    destination_id: uuid.UUID,
+    values: Mapping[str, object],
+) -> Destination | None:
+    result = await session.execute(
+        update(Destination)
+        .where(Destination.id == destination_id, Destination.workspace_id == workspace_id)
+        .values(**values, updated_at=func.now())
+        .returning(Destination)
+        .execution_options(synchronize_session=False)
+    )
+    return result.scalar_one_or_none()
+
+
+async def rotate_secret(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    destination_id: uuid.UUID,
+    new_secret_encrypted: str,
+    previous_expires_at: dt.datetime | None,
+) -> Destination | None:
+    """The current secret becomes the previous one (SET sees the row's old values)."""
+    result = await session.execute(
+        update(Destination)
+        .where(
+            Destination.id == destination_id,
+            Destination.workspace_id == workspace_id,
+            Destination.secret_encrypted.is_not(None),
+        )
+        .values(
+            previous_secret_encrypted=(
+                Destination.secret_encrypted if previous_expires_at is not None else None
+            ),
+            previous_secret_expires_at=previous_expires_at,
+            secret_encrypted=new_secret_encrypted,
+            updated_at=func.now(),
+        )
+        .returning(Destination)
+        .execution_options(synchronize_session=False)
+    )
+    return result.scalar_one_or_none()
+
+
+async def delete_destination(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    destination_id: uuid.UUID,
+    installation_id: uuid.UUID | None = None,
+) -> bool:
+    stmt = delete(Destination).where(
+        Destination.id == destination_id, Destination.workspace_id == workspace_id
+    )
+    if installation_id is not None:
+        stmt = stmt.where(Destination.installation_id == installation_id)
+    result = await session.execute(stmt.returning(Destination.id))
+    return result.scalar_one_or_none() is not None
+
+
+async def disable(session: AsyncSession, destination_id: uuid.UUID, reason: str) -> None:
+    await session.execute(
+        update(Destination)
+        .where(Destination.id == destination_id, Destination.enabled.is_(True))
+        .values(enabled=False, disabled_reason=reason, updated_at=func.now())
+    )
+
+
+async def disable_installation(
+    session: AsyncSession, installation_id: uuid.UUID, reason: str
+) -> int:
+    result = await session.execute(
+        update(Destination)
+        .where(Destination.installation_id == installation_id, Destination.enabled.is_(True))
+        .values(enabled=False, disabled_reason=reason, updated_at=func.now())
+        .returning(Destination.id)
+    )
+    return len(result.all())
+
+
+async def enabled_in(
+    session: AsyncSession, workspace_ids: Collection[uuid.UUID]
+) -> list[Destination]:
+    """The enabled destinations of these workspaces (fan-out)."""
+    result = await session.execute(
+        select(Destination)
+        .where(Destination.workspace_id.in_(list(workspace_ids)))
+        .where(Destination.enabled.is_(True))
+    )
+    return list(result.scalars().all())
+
+
+async def subscribed_workspaces(
+    conn: AsyncConnection, workspace_ids: Collection[uuid.UUID], event_types: Collection[str]
+) -> set[uuid.UUID]:
+    """Those of these workspaces with an enabled destination of any of these types."""
+    if not workspace_ids or not event_types:
+        return set()
+    rows = await conn.execute(
+        select(Destination.workspace_id)
+        .distinct()
+        .where(Destination.workspace_id.in_(list(workspace_ids)))
+        .where(Destination.enabled.is_(True))
+        .where(Destination.event_types.overlap(list(event_types)))
+    )
+    return set(rows.scalars())
+
+
+# -- deliveries ------------------------------------------------------------------------
+
+
+async def insert_delivery(
+    session: AsyncSession,
+    *,
+    workspace_id: uuid.UUID,
+    destination_id: uuid.UUID,
+    event_id: uuid.UUID,
+    event_type: str,
+    reason: str,
+    body: bytes,
+) -> uuid.UUID:
+    result = await session.execute(
+        insert(Delivery)
+        .values(
+            id=new_id(),
+            workspace_id=workspace_id,
+            destination_id=destination_id,
+            event_id=event_id,
+            event_type=event_type,
+            reason=reason,
+            body=body,
+            status="pending",
+            attempts=0,
+            next_attempt_at=func.now(),
+        )
+        .returning(Delivery.id)
+    )
+    return result.scalar_one()
+
+
+async def get_delivery(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    destination_id: uuid.UUID,
+    delivery_id: uuid.UUID,
+) -> Delivery | None:
+    result = await session.execute(
+        select(Delivery).where(
+            Delivery.id == delivery_id,
+            Delivery.destination_id == destination_id,
+            Delivery.workspace_id == workspace_id,
+        )
+    )
+    return result.scalar_one_or_none()
+
+
+async def page_deliveries(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    destination_id: uuid.UUID,
+    *,
+    before: uuid.UUID | None,
+    limit: int,
+) -> list[Delivery]:
+    """Newest first (UUIDv7 ids), the cursor being the last id shown."""
+    stmt = (
+        select(Delivery)
+        .where(Delivery.destination_id == destination_id, Delivery.workspace_id == workspace_id)
+        .order_by(Delivery.id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        stmt = stmt.where(Delivery.id < before)
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def latest_replayable_since(
+    session: AsyncSession, workspace_id: uuid.UUID, destination_id: uuid.UUID, since: dt.datetime
+) -> list[Delivery]:
+    """Per event, the newest delivery since `since` (test-sends aside) when it ended dead or
+    failed: an event already replayed successfully is not sent again."""
+    latest = (
+        select(Delivery.id)
+        .where(
+            Delivery.destination_id == destination_id,
+            Delivery.workspace_id == workspace_id,
+            Delivery.created_at >= since,
+            Delivery.reason != "test",
+        )
+        .order_by(Delivery.event_id, Delivery.created_at.desc(), Delivery.id.desc())
+        .ext(distinct_on(Delivery.event_id))
+        .subquery()
+    )
+    result = await session.execute(
+        select(Delivery)
+        .where(Delivery.id.in_(select(latest.c.id)), Delivery.status.in_(REPLAYABLE))
+        .order_by(Delivery.id)
+    )
+    return list(result.scalars().all())
+
+
+@dataclass(frozen=True)
+class HealthRow:
+    attempts: int
+    succeeded: int
+    retrying: int
+    dead: int
+    last_success_at: dt.datetime | None
+    last_failure_at: dt.datetime | None
+
+
+async def health(
+    session: AsyncSession, workspace_id: uuid.UUID, destination_id: uuid.UUID, since: dt.datetime
+) -> HealthRow:
+    ok = and_(Attempt.status_code >= 200, Attempt.status_code < 300)
+    attempts = (
+        await session.execute(
+            select(
+                func.count().filter(Attempt.attempted_at >= since),
+                func.count().filter(Attempt.attempted_at >= since, ok),
+                func.max(case((ok, Attempt.attempted_at))),
+                func.max(case((ok, None), else_=Attempt.attempted_at)),
+            )
+            .select_from(Attempt)
+            .join(Delivery, Delivery.id == Attempt.delivery_id)
+            .where(Delivery.destination_id == destination_id, Delivery.workspace_id == workspace_id)
+        )
+    ).one()
+    states = (
+        await session.execute(
+            select(
+                func.count().filter(Delivery.status == "retrying"),
+                func.count().filter(Delivery.status == "dead"),
+            ).where(
+                Delivery.destination_id == destination_id, Delivery.workspace_id == workspace_id
+            )
+        )
+    ).one()
+    return HealthRow(
+        attempts=attempts[0],
+        succeeded=attempts[1],
+        retrying=states[0],
+        dead=states[1],
+        last_success_at=attempts[2],
+        last_failure_at=attempts[3],
+    )
