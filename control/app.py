@@ -18,6 +18,8 @@ from starlette.routing import Route
 from control import db, settings
 from control.analytics import api as analytics_api
 from control.context import AppContext, RateLimitHeaders, context
+from control.destinations import api as destinations_api
+from control.destinations.hooks import api as hooks_api
 from control.domains import api as domains_api
 from control.domains.verify import dns_resolver
 from control.errors import ApiError
@@ -49,6 +51,8 @@ OPERATIONS = [
     *presets_api.OPERATIONS,
     *analytics_api.OPERATIONS,
     *webhooks_api.OPERATIONS,
+    *destinations_api.OPERATIONS,
+    *hooks_api.OPERATIONS,
 ]
 log = logging.getLogger("ricochet.control")
 
