@@ -18,6 +18,8 @@ from starlette.routing import Route
 from control import db, settings
 from control.analytics import api as analytics_api
 from control.context import AppContext, RateLimitHeaders, context
+from control.conversions import api as conversions_api
+from control.conversions import tasks as conversion_tasks
 from control.destinations import api as destinations_api
 from control.destinations.hooks import api as hooks_api
 from control.domains import api as domains_api
@@ -53,6 +55,7 @@ OPERATIONS = [
     *webhooks_api.OPERATIONS,
     *destinations_api.OPERATIONS,
     *hooks_api.OPERATIONS,
+    *conversions_api.OPERATIONS,
 ]
 log = logging.getLogger("ricochet.control")
 
@@ -91,7 +94,9 @@ def create_app(config: settings.ControlSettings | None = None, resolver: Any = N
             cfg, engine, db.session_factory(engine), limiter, resolver or dns_resolver()
         )
         try:
-            yield {"ctx": ctx}
+            # Pending conversion attribution is settled in the background (docs/adr/0008).
+            async with conversion_tasks.settling(ctx.sessions, cfg):
+                yield {"ctx": ctx}
         finally:
             if limiter is not None:
                 await limiter.close()

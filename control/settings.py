@@ -51,9 +51,23 @@ class ControlSettings(msgspec.Struct, frozen=True, kw_only=True):
     # PEM file of the CAs trusted for https receivers instead of the system's (tests, private
     # PKI); the address checks apply all the same.
     delivery_ca_bundle: str | None = None
+    # An attempt's claim on a delivery lasts its timeouts plus this margin; a worker that
+    # dies mid-attempt leaves the delivery to others once the claim runs out.
+    delivery_lease_margin_s: float = 30.0
+    # The relay's reconciler runs this often and re-sends deliveries overdue by this much
+    # (a lost broker message, a dead worker's expired claim).
+    delivery_reconcile_s: float = 30.0
     webhook_secret_overlap_s: int = 86_400  # both secrets sign for this long after a rotation
     # Bearer token of GET /internal/v1/resolve (the edge's miss fill); unset: no such route.
     internal_token: str | None = None
+    # Conversion API (seed 004). How far X-Nim-Timestamp may be from our clock, either way.
+    conversion_timestamp_tolerance_s: int = 300
+    conversion_secret_overlap_s: int = 86_400  # the previous secret is accepted this long
+    # How long an outcome waits for its click to be stored (ingest lag, an outage), counted
+    # from the click's time; after that it is settled as unattributed (click_not_found).
+    conversion_pending_s: int = 86_400
+    # How often each control process settles pending attributions; 0: never (tests).
+    conversion_settle_poll_s: float = 2.0
 
     def validate(self) -> list[str]:
         problems = []
@@ -79,12 +93,21 @@ class ControlSettings(msgspec.Struct, frozen=True, kw_only=True):
             problems.append("RICOCHET_BROKER_URL must be a redis:// or amqp:// URL")
         if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9._-]*", self.delivery_queue):
             problems.append("RICOCHET_DELIVERY_QUEUE: letters, digits, '.', '_' and '-' only")
+        if self.delivery_reconcile_s <= 0 or self.delivery_lease_margin_s < 0:
+            problems.append(
+                "RICOCHET_DELIVERY_RECONCILE_S must be positive, "
+                "RICOCHET_DELIVERY_LEASE_MARGIN_S not negative"
+            )
         if self.delivery_ca_bundle and not Path(self.delivery_ca_bundle).is_file():
             problems.append(
                 f"RICOCHET_DELIVERY_CA_BUNDLE: no such file {self.delivery_ca_bundle!r}"
             )
         if self.internal_token is not None and len(self.internal_token) < 32:
             problems.append("RICOCHET_INTERNAL_TOKEN must be at least 32 characters")
+        if self.conversion_timestamp_tolerance_s < 1:
+            problems.append("RICOCHET_CONVERSION_TIMESTAMP_TOLERANCE_S must be at least 1")
+        if self.conversion_pending_s < 0 or self.conversion_settle_poll_s < 0:
+            problems.append("RICOCHET_CONVERSION_PENDING_S and _SETTLE_POLL_S must not be negative")
         return problems
 
     @property

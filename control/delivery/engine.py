@@ -40,7 +40,6 @@ RETRYABLE = frozenset({408, 409, 425, 429})
 TERMINAL = frozenset({"succeeded", "failed", "dead"})
 EXCERPT_CHARS = 1000
 EARLY_S = 1.0  # a message may arrive this much before next_attempt_at and still run
-LEASE_MARGIN_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -145,11 +144,8 @@ async def _claim(
             return AttemptOutcome(delivery_id, "failed", error=target)
         # The lease: a duplicate message finds the delivery not due until the attempt ends
         # (or, if this worker dies mid-attempt, the reconciler sends it again later).
-        lease = (
-            settings.delivery_connect_timeout_s
-            + 2 * settings.delivery_read_timeout_s
-            + LEASE_MARGIN_S
-        )
+        # guard.post ends an attempt at its deadline, so the claim outlives a live attempt.
+        lease = guard.attempt_deadline_s(settings) + settings.delivery_lease_margin_s
         delivery.next_attempt_at = now + dt.timedelta(seconds=lease)
         delivery.updated_at = now
         return dataclasses.replace(target, number=delivery.attempts + 1, body=delivery.body)
@@ -284,16 +280,18 @@ RECONCILE_BATCH = 1000
 async def reconcile(
     sessions: async_sessionmaker[AsyncSession],
     enqueue: Callable[[list[uuid.UUID]], None] | None = None,
+    overdue_s: float = OVERDUE_S,
 ) -> list[uuid.UUID]:
-    """Re-enqueue deliveries overdue by more than 30 s (a lost broker message only delays).
+    """Re-enqueue deliveries overdue by more than `overdue_s` (a lost broker message, or a
+    dead worker's expired claim, only delays).
 
-    Their `next_attempt_at` is moved to now, so each is re-sent at most every 30 s; a
+    Their `next_attempt_at` is moved to now, so each is re-sent at most every `overdue_s`; a
     duplicate message is harmless (see `attempt`). The enqueue happens after the commit.
     """
     due = (
         select(Delivery.id)
         .where(Delivery.status.in_(("pending", "retrying")))
-        .where(Delivery.next_attempt_at < func.now() - dt.timedelta(seconds=OVERDUE_S))
+        .where(Delivery.next_attempt_at < func.now() - dt.timedelta(seconds=overdue_s))
         .order_by(Delivery.next_attempt_at)
         .limit(RECONCILE_BATCH)
         .with_for_update(skip_locked=True)

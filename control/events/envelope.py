@@ -20,6 +20,7 @@ LINK_TAKEDOWN_UPDATED = "link.takedown_updated"
 DOMAIN_VERIFICATION_UPDATED = "domain.verification_updated"
 LINK_CLICKED = "link.clicked"
 LINK_QR_SCANNED = "link.qr_scanned"
+CONVERSION_RECORDED = "conversion.recorded"  # seed 000: an outcome, once attributed or not
 WEBHOOK_TEST = "nim.webhook.test"
 
 

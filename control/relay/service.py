@@ -34,7 +34,6 @@ LEADER_LOCK = 7460002
 PURGE_EVERY_S = 600.0
 PARTITIONS_EVERY_S = 3600.0  # click partitions: made a week ahead, so hourly is plenty
 PARTITIONS_RETRY_S = 300.0
-RECONCILE_EVERY_S = 30.0  # webhook deliveries whose broker message was lost
 log = logging.getLogger("ricochet.relay")
 
 
@@ -142,11 +141,13 @@ class Relay:
         """Leader-only chores that need no schedule of their own."""
         now = time.monotonic()
         if now >= self._next_reconcile:
-            self._next_reconcile = now + RECONCILE_EVERY_S
+            # Deliveries whose broker message was lost, or whose worker died mid-attempt.
+            every = self.settings.delivery_reconcile_s
+            self._next_reconcile = now + every
             try:
-                await delivery.reconcile(self.sessions, self._enqueue_deliveries)
+                await delivery.reconcile(self.sessions, self._enqueue_deliveries, every)
             except Exception:
-                log.exception("delivery reconciliation failed; trying again in 30 s")
+                log.exception("delivery reconciliation failed; trying again in %g s", every)
         if now >= self._next_partitions:
             await self._maintain_partitions(now)
         if now < self._next_purge:

@@ -25,7 +25,7 @@ EventTypes = Annotated[
     msgspec.Meta(
         min_length=1,
         description="At least one of link.created, link.updated, link.takedown_updated, "
-        "domain.verification_updated, link.clicked, link.qr_scanned.",
+        "domain.verification_updated, link.clicked, link.qr_scanned, conversion.recorded.",
     ),
 ]
 Description = Annotated[str, msgspec.Meta(description="Free text, at most 500 characters.")]
