@@ -29,9 +29,16 @@ class Request:
     signing: tuple[str, ...] = ()  # secrets to sign with (X-Nim-Signature), newest first
 
 
+class _Placeholders(dict[str, Any]):
+    """Leaves a setting not given as its {name} (the presets list shows URL patterns)."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
 def _vendor_url(kind: presets.Kind, config: dict[str, Any]) -> str:
     origin = (config.get("base_url") or kind.origin or "").rstrip("/")
-    return origin + kind.path.format(**{**kind.defaults, **config})
+    return origin + kind.path.format_map(_Placeholders({**kind.defaults, **config}))
 
 
 def display_url(kind: str, url: str | None, config: dict[str, Any]) -> str | None:

@@ -8,6 +8,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import and_, case, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -73,7 +74,8 @@ async def update_destination(
         .where(Destination.id == destination_id, Destination.workspace_id == workspace_id)
         .values(**values, updated_at=func.now())
         .returning(Destination)
-        .execution_options(synchronize_session=False)
+        # The caller may hold the row already: refresh it with what was written.
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
     return result.scalar_one_or_none()
 
@@ -102,7 +104,7 @@ async def rotate_secret(
             updated_at=func.now(),
         )
         .returning(Destination)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
     return result.scalar_one_or_none()
 
@@ -165,7 +167,7 @@ async def subscribed_workspaces(
         .distinct()
         .where(Destination.workspace_id.in_(list(workspace_ids)))
         .where(Destination.enabled.is_(True))
-        .where(Destination.event_types.overlap(list(event_types)))
+        .where(postgresql.array(list(event_types)).overlap(Destination.event_types))
     )
     return set(rows.scalars())
 

@@ -8,6 +8,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import and_, case, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -297,6 +298,7 @@ async def subscribed_workspaces(
         .distinct()
         .where(WebhookEndpoint.workspace_id.in_(list(workspace_ids)))
         .where(WebhookEndpoint.enabled.is_(True))
-        .where(WebhookEndpoint.event_types.overlap(list(event_types)))
+        # A postgresql ARRAY literal: the column's generic ARRAY type has no `&&` operator.
+        .where(postgresql.array(list(event_types)).overlap(WebhookEndpoint.event_types))
     )
     return set(rows.scalars())
