@@ -20,6 +20,7 @@ from control.analytics import api as analytics_api
 from control.context import AppContext, RateLimitHeaders, context
 from control.conversions import api as conversions_api
 from control.conversions import tasks as conversion_tasks
+from control.conversions.reports import api as conversion_reports_api
 from control.destinations import api as destinations_api
 from control.destinations.hooks import api as hooks_api
 from control.domains import api as domains_api
@@ -52,6 +53,7 @@ OPERATIONS = [
     *spaces_api.OPERATIONS,
     *presets_api.OPERATIONS,
     *analytics_api.OPERATIONS,
+    *conversion_reports_api.OPERATIONS,
     *webhooks_api.OPERATIONS,
     *destinations_api.OPERATIONS,
     *hooks_api.OPERATIONS,

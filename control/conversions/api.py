@@ -23,7 +23,7 @@ from control.conversions.schemas import (
     ConversionOut,
     ConversionPage,
     ListConversions,
-    RotateSecret,
+    RotateConversionSecret,
     SecretIssued,
     SecretOut,
 )
@@ -139,7 +139,11 @@ async def get_conversion_secret(request: Request) -> Response:
 async def rotate_conversion_secret(request: Request) -> Response:
     ctx, principal = await authorize(request, WRITE)
     raw = await request.body()
-    data = await read_json(request, RotateSecret) if raw.strip() else decode(b"{}", RotateSecret)
+    data = (
+        await read_json(request, RotateConversionSecret)
+        if raw.strip()
+        else decode(b"{}", RotateConversionSecret)
+    )
     overlap = (
         data.overlap_s if data.overlap_s is not None else ctx.settings.conversion_secret_overlap_s
     )
@@ -197,7 +201,7 @@ OPERATIONS = [
         "accepted for `overlap_s` (default RICOCHET_CONVERSION_SECRET_OVERLAP_S; 0 revokes "
         "it at once). The body is optional",
         WRITE,
-        body=RotateSecret,
+        body=RotateConversionSecret,
         response=SecretIssued,
         errors=(404,),
     ),

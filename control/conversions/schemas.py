@@ -194,7 +194,7 @@ class SecretIssued(SecretOut, kw_only=True):
     secret: Annotated[str, Meta(description="The signing secret, shown in this response only.")]
 
 
-class RotateSecret(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class RotateConversionSecret(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     overlap_s: (
         Annotated[
             int,
