@@ -204,7 +204,7 @@ def worker(processes: int, threads: int, ready_file: Path | None) -> None:
     except BrokerUnavailable as exc:
         click.echo(f"ricochet worker: {exc}", err=True)
         sys.exit(1)
-    runner = dramatiq.Worker(broker, worker_threads=threads)
+    runner = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=actors.POLL_MS)
     runner.start()
     ready_marker(ready_file)()
     stop.wait()

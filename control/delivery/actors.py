@@ -27,6 +27,9 @@ from control.settings import ControlSettings
 
 QUEUE = "deliveries"  # the default of RICOCHET_DELIVERY_QUEUE
 ACTOR = "deliver"
+# How long an idle worker waits between looks at the broker (Dramatiq's worker_timeout; its
+# default, 1 s, made every scheduled retry and a first attempt after a lull up to 1 s late).
+POLL_MS = 100
 log = logging.getLogger("ricochet.delivery")
 
 

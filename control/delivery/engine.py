@@ -183,6 +183,14 @@ def _target(
     )
 
 
+def classify(status_code: int | None) -> str:
+    """What an answer means (seed 002): "succeeded" on 2xx; "retry" on no answer at all
+    (network error, timeout: None), 408, 409, 425, 429 and 5xx; "failed" on any other."""
+    if status_code is None or status_code in RETRYABLE or 500 <= status_code <= 599:
+        return "retry"
+    return "succeeded" if 200 <= status_code <= 299 else "failed"
+
+
 def _excerpt(body: bytes) -> str:
     return body.decode("utf-8", "replace")[:EXCERPT_CHARS].replace("\x00", "\ufffd")
 
@@ -226,18 +234,14 @@ async def _send_and_record(
 
     delays = schedule(settings)
     next_at: dt.datetime | None = None
-    if status_code is not None and 200 <= status_code < 300:
-        status = "succeeded"
-    elif refused:
-        status = "failed"  # policy, not a transient fault: retrying cannot help
-    elif status_code is None or status_code in RETRYABLE or status_code >= 500:
+    # A refusal is policy, not a transient fault: retrying cannot help.
+    status = "failed" if refused else classify(status_code)
+    if status == "retry":
         if claim.number <= len(delays):
             status = "retrying"
             next_at = now + dt.timedelta(seconds=delays[claim.number - 1])
         else:
             status = "dead"
-    else:
-        status = "failed"
     if status_code is not None and status not in ("succeeded",) and error is None:
         error = f"HTTP {status_code}"
     error = outbound.scrub(error, claim.hidden)
