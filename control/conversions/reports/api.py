@@ -18,8 +18,8 @@ from control.conversions import token
 from control.conversions.reports import service
 from control.conversions.reports.repository import EXPORT_COLUMNS
 from control.conversions.reports.schemas import (
-    ConversionSummary,
     ConversionExportQuery,
+    ConversionSummary,
     LinkConversionsPage,
     PagedReportQuery,
     ReportQuery,

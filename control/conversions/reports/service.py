@@ -25,9 +25,9 @@ from control.conversions.reports import repository
 from control.conversions.reports.repository import NAMES, POSITIVE
 from control.conversions.reports.schemas import (
     AttributionCounts,
+    ConversionExportQuery,
     ConversionSummary,
     CurrencyValue,
-    ConversionExportQuery,
     LinkConversions,
     LinkConversionsPage,
     PagedReportQuery,
