@@ -15,10 +15,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import xxhash
 
+from shared.clicks import CLICK_TOKEN_PREFIX
 from shared.records import LinkRecord
 
 TOKEN_PARAM = "nim_ct"  # noqa: S105 - a parameter name, not a secret
-TOKEN_PREFIX = "nimct_"  # noqa: S105
 # Query parameters that mark a URL as signed or otherwise sensitive to any change.
 SIGNED_PARAMS = frozenset(
     {
@@ -100,7 +100,7 @@ def finish(
         merged[f"utm_{name}"] = value
     tracked = record.track_conversions
     if tracked:
-        merged[TOKEN_PARAM] = TOKEN_PREFIX + click_id
+        merged[TOKEN_PARAM] = CLICK_TOKEN_PREFIX + click_id
     query = urlencode(list(merged.items()))
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment)), tracked
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 import msgspec
 
 BATCH_FIELD = b"b"
+# The nim_ct value the edge appends to tracked destinations is this prefix + the click id
+# (hex); the Conversion API takes it back as user_data.click_id (seed 004).
+CLICK_TOKEN_PREFIX = "nimct_"  # noqa: S105 - a public prefix, not a secret
 
 
 class ClickEvent(msgspec.Struct, array_like=True, frozen=True):

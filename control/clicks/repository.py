@@ -7,12 +7,16 @@ import uuid
 from collections import Counter
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from control.clicks import partitions, rollups
 from control.clicks.models import Click, LinkStats
 from control.db import table
+from control.domains.models import Domain
+from control.links.models import Link
+from control.workspaces.models import Workspace
 
 COLUMNS = [c.name for c in table(Click).columns]
 # COPY into a per-connection scratch table, then one INSERT ... SELECT that skips clicks
@@ -31,14 +35,14 @@ _MOVE = (
 )
 
 
-async def store(conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
-    """Insert clicks not seen before and advance totals by exactly those; returns how many.
+async def store(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Insert clicks not seen before and advance totals by exactly those; returns those rows.
 
     Runs in the caller's transaction: the staged rows vanish at its commit. A day without
     its partition yet (normally made a week ahead) gets one first, in this transaction.
     """
     if not rows:
-        return 0
+        return []
     raw = (await conn.get_raw_connection()).driver_connection
     assert raw is not None  # a live connection inside a transaction
     try:
@@ -69,8 +73,23 @@ async def store(conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
             ),
             [{"link_id": uuid.UUID(link), "clicks": n} for link, n in sorted(per_link.items())],
         )
-    return sum(per_link.values())
+    return inserted
 
 
 def ts(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+
+
+async def link_context(
+    conn: AsyncConnection, link_ids: set[str]
+) -> dict[str, tuple[str, str, uuid.UUID]]:
+    """link id (hex-less text, as ingest keeps it) → (slug, domain name, organization id)."""
+    if not link_ids:
+        return {}
+    rows = await conn.execute(
+        select(Link.id, Link.slug, Domain.name, Workspace.organization_id)
+        .join(Domain, Domain.id == Link.domain_id)
+        .join(Workspace, Workspace.id == Link.workspace_id)
+        .where(Link.id.in_([uuid.UUID(i) for i in link_ids]))
+    )
+    return {str(r.id): (r.slug, r.name, r.organization_id) for r in rows}

@@ -7,14 +7,15 @@ import uuid
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from control.db import table
 from control.events.models import Event
 
 
 async def add_many(
-    session: AsyncSession, rows: list[tuple[uuid.UUID, uuid.UUID, str, dt.datetime, dict[str, Any]]]
+    session: AsyncSession | AsyncConnection,
+    rows: list[tuple[uuid.UUID, uuid.UUID, str, dt.datetime, dict[str, Any]]],
 ) -> None:
     if rows:
         await session.execute(

@@ -33,6 +33,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from control.clicks import enrich
+from control.clicks import events as click_events
 from control.clicks import repository as clicks
 from control.settings import ControlSettings
 from shared.clicks import BATCH_FIELD, ClickEvent, decode_batch
@@ -55,6 +56,7 @@ class IngestMetrics:
         self.duplicates = 0  # re-delivered clicks that were stored already
         self.dead_lettered = 0  # entries and single clicks parked in the dead stream
         self.batches = 0  # store transactions committed
+        self.events = 0  # link.clicked / link.qr_scanned events written
         self.lag_s = 0.0  # at the last batch: now - newest clicked_at in it
         self._mark = (time.monotonic(), 0, 0)  # when, stored, batches at the last report
 
@@ -79,7 +81,7 @@ class IngestMetrics:
         return (
             f"ingest: {rate:,.0f} clicks/s, lag {self.lag_s:.1f} s, {self.stored:,} stored, "
             f"{self.duplicates:,} duplicates skipped, {self.dead_lettered:,} dead-lettered, "
-            f"{self.batches:,} batches"
+            f"{self.events:,} click events, {self.batches:,} batches"
         )
 
 
@@ -195,8 +197,10 @@ class Ingest:
             return 0
         async with self.engine.begin() as conn:
             inserted = await clicks.store(conn, rows)
-        self.metrics.batch(rows, inserted)
-        return inserted
+            # Same transaction: an event exists exactly when its click does.
+            self.metrics.events += await click_events.record(conn, self.settings, inserted)
+        self.metrics.batch(rows, len(inserted))
+        return len(inserted)
 
     async def _store_alone(self, entry: _Entry) -> Exception | None:
         """Store one entry in its own transaction; the entry's own failure is returned."""

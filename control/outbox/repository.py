@@ -18,7 +18,9 @@ async def add(session: AsyncSession, topic: str, payload: dict[str, Any]) -> Non
     await session.execute(insert(OutboxMessage).values(topic=topic, payload=payload))
 
 
-async def add_many(session: AsyncSession, topic: str, payloads: list[dict[str, Any]]) -> None:
+async def add_many(
+    session: AsyncSession | AsyncConnection, topic: str, payloads: list[dict[str, Any]]
+) -> None:
     if payloads:
         await session.execute(
             # Core table + RETURNING: SQLAlchemy batches rows into multi-row INSERTs

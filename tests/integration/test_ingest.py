@@ -355,5 +355,5 @@ def test_ingest_metrics_line() -> None:
     assert early is None
     assert line is not None
     assert line.startswith("ingest: 0 clicks/s, lag 2.0 s, 2 stored, 1 duplicates skipped")
-    assert "0 dead-lettered, 1 batches" in line
+    assert "0 dead-lettered, 0 click events, 1 batches" in line
     assert idle is None  # nothing happened since the last line
