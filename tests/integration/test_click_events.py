@@ -18,7 +18,10 @@ from shared.ids import uuid7
 from shared.keys import click_stream
 from tests.integration.conftest import Seed, Tenant, resources, run
 
-HUMAN = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Version/17.4 Mobile/15E148 Safari/604.1"
+HUMAN = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+    "Version/17.4 Mobile/15E148 Safari/604.1"
+)
 BOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 
 
@@ -174,9 +177,11 @@ def test_click_events_fan_out_to_the_subscribed_endpoint(
     async def go() -> list[uuid.UUID]:
         from control.db import session_factory
 
-        async with resources(control_settings) as (engine, _):
-            async with session_factory(engine).begin() as session:
-                return await fanout.create_for_events(session, [uuid.UUID(hex=click.id)])
+        async with (
+            resources(control_settings) as (engine, _),
+            session_factory(engine).begin() as session,
+        ):
+            return await fanout.create_for_events(session, [uuid.UUID(hex=click.id)])
 
     assert len(run(go())) == 1
     with psycopg.connect(control_settings.libpq_url) as conn:
