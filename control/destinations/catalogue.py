@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from control.events import envelope
 
-# Seed 000 names the conversion event `conversion.recorded`; data carries `event_name`
-# (lead, sale, refund, cancellation, reversal) as sent to the Conversion API.
-CONVERSION_RECORDED = "conversion.recorded"
+# Seed 000's conversion event; data carries `event_name` (lead, sale, refund, cancellation,
+# reversal) and names the link in `data.attribution`.
+CONVERSION_RECORDED = envelope.CONVERSION_RECORDED
 
 CLICK_TYPES = (envelope.LINK_CLICKED, envelope.LINK_QR_SCANNED)
 LIFECYCLE_TYPES = (

@@ -41,6 +41,14 @@ def _name(table: dict[str, str], conversions: dict[str, str] | None, default: st
     return " || ".join([*parts, default])
 
 
+# Clicks and scans name their link in `data`; a conversion in `data.attribution`.
+LINK_ID = "data.link_id || data.attribution.link_id"
+SHORT_URL = "data.short_url || data.attribution.short_url"
+SHORT_CODE = "data.short_code || data.attribution.short_code"
+DOMAIN_NAME = "data.domain_name || data.attribution.domain_name"
+# When it happened: a conversion's own time, else the event's (a click's is its click time).
+WHEN = "data.event_time || created_at"
+
 SEGMENT_TEMPLATE: dict[str, Any] = {
     "messageId": "id",
     "anonymousId": "data.click_id || id",
@@ -63,7 +71,7 @@ SEGMENT_TEMPLATE: dict[str, Any] = {
         },
         "type",
     ),
-    "timestamp": "created_at",
+    "timestamp": WHEN,
     "properties": "data",
     "context": {
         "library": {"name": "'ricochet'", "version": "'1'"},
@@ -78,7 +86,7 @@ SEGMENT_TEMPLATE: dict[str, Any] = {
 GA4_TEMPLATE: dict[str, Any] = {
     "client_id": "data.click_id || id",
     "user_id": "data.external_id",
-    "timestamp_micros": "unix_micros(created_at)",
+    "timestamp_micros": f"unix_micros({WHEN})",
     "events": [
         {
             # Names: letters, digits and _, at most 40, none of GA4's reserved ones.
@@ -93,10 +101,10 @@ GA4_TEMPLATE: dict[str, Any] = {
             # Parameter values: at most 100 characters.
             "params": {
                 "event_id": "id",
-                "link_id": "data.link_id",
-                "short_url": "truncate(data.short_url, `100`)",
-                "domain_name": "truncate(data.domain_name, `100`)",
-                "short_code": "truncate(data.short_code, `100`)",
+                "link_id": LINK_ID,
+                "short_url": f"truncate({SHORT_URL}, `100`)",
+                "domain_name": f"truncate({DOMAIN_NAME}, `100`)",
+                "short_code": f"truncate({SHORT_CODE}, `100`)",
                 "touch_type": "data.touch_type",
                 "country": "data.country",
                 "device_category": "data.device_category",
@@ -124,18 +132,18 @@ META_TEMPLATE: dict[str, Any] = {
                 {"lead": "Lead", "sale": "Purchase"},
                 "replace(type, '.', '_')",
             ),
-            "event_time": "unix_seconds(created_at)",
+            "event_time": f"unix_seconds({WHEN})",
             "event_id": "id",  # Meta deduplicates on event_id + event_name
             "action_source": f"type == '{CONVERSION_RECORDED}' && 'system_generated' || 'other'",
-            "event_source_url": "data.short_url",
+            "event_source_url": SHORT_URL,
             # Meta needs one customer parameter; external_id is hashed as it recommends.
             "user_data": {"external_id": "[sha256(data.external_id || data.click_id || id)]"},
             "custom_data": {
                 "value": "to_number(data.value)",
                 "currency": "data.currency",
                 "order_id": "data.order_id || data.related_order_id",
-                "content_name": "data.short_code",
-                "link_id": "data.link_id",
+                "content_name": SHORT_CODE,
+                "link_id": LINK_ID,
                 "touch_type": "data.touch_type",
                 "country": "data.country",
                 "utm_source": "data.utm_source",
@@ -158,7 +166,7 @@ _SLACK_HEADLINE = _name(
 SLACK_TEMPLATE: dict[str, Any] = {
     # One line; slack_escape keeps visitor-controlled text from becoming a mention.
     "text": "slack_escape(join(' · ', ["
-    f"{_SLACK_HEADLINE}, data.short_url, data.country, data.device_category, "
+    f"{_SLACK_HEADLINE}, {SHORT_URL}, data.country, data.device_category, "
     "data.browser_family, data.social_source || data.referrer_host, "
     "data.utm_campaign && join('', ['campaign ', data.utm_campaign]), "
     "data.value && join(' ', [to_string(data.value), data.currency || ''])"

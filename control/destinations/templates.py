@@ -27,6 +27,7 @@ import jmespath
 import msgspec
 from jmespath import exceptions as jp_errors
 from jmespath import functions as jp_functions
+from jmespath import visitor as jp_visitor
 
 MAX_TEMPLATE_BYTES = 16_384
 MAX_DEPTH = 8
@@ -153,12 +154,13 @@ class _Functions(jp_functions.Functions):  # type: ignore[misc]
         return (when - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
 
 
-_OPTIONS = jmespath.Options(custom_functions=_Functions())
+# One interpreter for every evaluation: it keeps no state between them but a method cache.
+_INTERPRETER = jp_visitor.TreeInterpreter(jmespath.Options(custom_functions=_Functions()))
 FUNCTIONS = frozenset(_Functions.FUNCTION_TABLE) - {"map"}
 
 
 # A compiled template: ("obj", ((key, node), ...)) | ("list", (node, ...))
-#                      | ("expr", ParsedResult, source) | ("const", value)
+#                      | ("expr", AST, source) | ("path", (name, ...)) | ("const", value)
 Node = tuple[Any, ...]
 
 
@@ -241,8 +243,22 @@ def _compile(value: Any, path: str, depth: int, leaves: list[int]) -> Node:
     if leaves[0] > MAX_LEAVES:
         raise TemplateError(path, f"a template has at most {MAX_LEAVES} values")
     if isinstance(value, str):
-        return ("expr", compile_expression(value, path), value)
+        parsed = compile_expression(value, path)
+        names = _field_path(parsed.parsed)
+        # Most leaves are plain field paths (`data.utm_campaign`): looked up directly.
+        return ("path", names) if names is not None else ("expr", parsed.parsed, value)
     return ("const", value)
+
+
+def _field_path(node: dict[str, Any]) -> tuple[str, ...] | None:
+    if node["type"] == "field":
+        return (node["value"],)
+    if node["type"] == "subexpression":
+        left, right = node["children"]
+        head, tail = _field_path(left), _field_path(right)
+        if head is not None and tail is not None:
+            return head + tail
+    return None
 
 
 def _join(path: str, key: str) -> str:
@@ -266,9 +282,16 @@ def _cached(source: bytes, path: str) -> Template:
 
 def _render(node: Node, envelope: dict[str, Any]) -> Any:
     kind = node[0]
+    if kind == "path":
+        value: Any = envelope
+        for name in node[1]:
+            if not isinstance(value, dict):
+                return None
+            value = value.get(name)
+        return value
     if kind == "expr":
         try:
-            return node[1].search(envelope, options=_OPTIONS)
+            return _INTERPRETER.visit(node[1], envelope)
         except (jp_errors.JMESPathError, ValueError, TypeError, OverflowError) as exc:
             raise RenderError(f"{node[2]!r}: {exc}") from None
     if kind == "const":

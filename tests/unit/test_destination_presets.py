@@ -55,7 +55,8 @@ def test_segment_track_call_shape(env: dict[str, Any]) -> None:
     assert isinstance(out["event"], str)
     assert out["event"]
     assert out["messageId"] == env["id"]  # Segment dedupes retries on messageId
-    assert out["timestamp"] == env["created_at"]
+    # When it happened: a conversion's own event_time, else the event's time.
+    assert out["timestamp"] == env["data"].get("event_time", env["created_at"])
     assert isinstance(out["properties"], dict)
 
 
@@ -128,6 +129,9 @@ def test_ga4_names_follow_recommended_events() -> None:
     assert sale["events"][0]["params"]["transaction_id"] == "order-1001"
     lead = body(presets.GA4, sample(CONVERSION_RECORDED, event_name="lead"))
     assert lead["events"][0]["name"] == "generate_lead"
+    # A conversion names its link in data.attribution.
+    assert sale["events"][0]["params"]["short_code"] == "launch-q2"
+    assert sale["events"][0]["params"]["link_id"] == sample("link.clicked")["data"]["link_id"]
 
 
 # -- Meta Conversions API --------------------------------------------------------------
@@ -170,6 +174,8 @@ def test_meta_standard_events_and_test_code() -> None:
     assert event["action_source"] == "system_generated"
     assert event["custom_data"]["value"] == 129.0
     assert event["custom_data"]["currency"] == "EUR"
+    assert event["event_source_url"] == "https://go.example.com/launch-q2"
+    assert event["event_time"] == 1767270600  # the outcome's event_time, 2026-01-01T12:30Z
     lead = body(presets.META_CAPI, sample(CONVERSION_RECORDED, event_name="lead"))
     assert lead["data"][0]["event_name"] == "Lead"
 
