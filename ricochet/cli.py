@@ -828,3 +828,10 @@ def clicks_maintain(days_ahead: int, retention_days: int | None) -> None:
         click.echo(f"dropped {name}")
     kept = f"older than {retention} days" if retention else "none: retention is off"
     click.echo(f"{len(created)} partitions created, {len(dropped)} dropped ({kept})")
+
+
+# -- benchmarks (ricochet/bench_cli.py; the bench code itself is imported only when run) --
+
+from ricochet.bench_cli import bench as _bench  # noqa: E402
+
+main.add_command(_bench)

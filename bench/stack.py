@@ -1,0 +1,163 @@
+"""What a bench runs against: a `ricochet up` of its own, or a system someone else runs.
+
+A bench-owned stack lives in a throw-away home on embedded PostgreSQL and Redis, with the
+settings a load test needs (no API rate limit, loopback webhook receivers allowed); none of
+the caller's RICOCHET_* variables leak in, so a bench never writes into a real database
+by accident. It stops as Ctrl-C stops `ricochet up`, and dies with the bench if the bench
+is killed outright (procs.spawn asks the kernel for that).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import urlsplit
+
+import psutil
+
+from ricochet import procs
+
+ROOT = Path(__file__).resolve().parents[1]
+START_TIMEOUT_S = 120.0
+ROLES = ("edge", "control", "relay", "ingest", "worker")
+
+
+@dataclass(frozen=True)
+class Target:
+    edge_url: str
+    control_url: str
+    api_key: str
+    workspace_id: str = ""
+    database_url: str | None = None
+    redis_url: str | None = None
+
+    @classmethod
+    def from_dev_json(cls, path: Path) -> Target:
+        info = json.loads(path.read_text())
+        return cls(
+            edge_url=info["edge_url"],
+            control_url=info["control_url"],
+            api_key=info["api_key"],
+            workspace_id=info.get("workspace_id", ""),
+            database_url=info.get("database_url"),
+            redis_url=info.get("redis_url"),
+        )
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.api_key}"}
+
+    def described(self) -> dict[str, str]:
+        """For result files: where it ran, never the key or database credentials."""
+        return {"edge_url": self.edge_url, "control_url": self.control_url}
+
+
+def bench_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment minus RICOCHET_*, plus PYTHONPATH so children can import `bench`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RICOCHET_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class LocalStack:
+    """`ricochet up` for the length of a `with` block; `__enter__` answers its Target."""
+
+    settings: dict[str, str] = field(default_factory=dict)
+    home: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ricochet-bench-")))
+    proc: subprocess.Popen[bytes] | None = None
+
+    DEFAULTS = {  # noqa: RUF012 - a constant, read only
+        "RICOCHET_RATE_LIMIT_PER_MINUTE": "0",  # the bench is one key doing a lot of work
+        "RICOCHET_ALLOW_PRIVATE_DESTINATIONS": "true",  # webhook receiver on 127.0.0.1
+        "RICOCHET_LOG_LEVEL": "warning",
+    }
+
+    def __enter__(self) -> Target:
+        env = bench_env({**self.DEFAULTS, **self.settings})
+        self.proc = procs.spawn(
+            [
+                sys.executable,
+                "-m",
+                "ricochet",
+                "up",
+                "--home",
+                str(self.home / "home"),
+                "--edge-port",
+                "0",
+                "--control-port",
+                "0",
+            ],
+            log=self.home / "up.log",
+            env=env,
+            cwd=ROOT,
+        )
+        dev_json = self.home / "home" / "dev.json"
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not dev_json.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                log = self.logs()
+                self.__exit__(None, None, None)
+                raise RuntimeError(f"ricochet up did not come up:\n{log}")
+            time.sleep(0.1)
+        return Target.from_dev_json(dev_json)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.proc is not None:
+            procs.stop(self.proc, signal.SIGINT, timeout=90)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    def pids(self) -> dict[str, set[int]]:
+        """Process ids of each part of the stack (an edge's Granian workers included)."""
+        roles: dict[str, set[int]] = {role: set() for role in (*ROLES, "postgres", "redis")}
+        if self.proc is None:
+            return roles
+        try:
+            children = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.Error:
+            return roles
+        for child in children:
+            try:
+                cmd = " ".join(child.cmdline())
+            except psutil.Error:
+                continue
+            role = next((r for r in ROLES if f"ricochet {r}" in cmd), None)
+            if role is None:
+                role = "postgres" if "postgres" in cmd else "redis" if "redis" in cmd else None
+            if role is not None:
+                roles[role].add(child.pid)
+                roles[role].update(_descendant_pids(child))
+        return roles
+
+    def logs(self) -> str:
+        parts = [procs.tail(self.home / "up.log", 30)]
+        for log in sorted((self.home / "home" / "logs").glob("*.log")):
+            parts.append(f"--- {log.name}\n{procs.tail(log, 15)}")
+        return "\n".join(parts)
+
+
+def _descendant_pids(proc: psutil.Process) -> set[int]:
+    try:
+        return {p.pid for p in proc.children(recursive=True)}
+    except psutil.Error:
+        return set()
+
+
+def host_of(url: str) -> str:
+    """The Host header a short URL is served under (`localhost:8400` for a dev stack)."""
+    return urlsplit(url).netloc

@@ -1,0 +1,306 @@
+"""`ricochet bench`: the benchmarks in bench/, judged against bench/budgets.toml.
+
+Each command starts what it needs on embedded servers (or uses a running system given by
+--dev-json or URLs), prints a table and the budget checks, writes JSON to bench/results/
+and exits 1 when a budget is missed (2: it could not run). The bench code lives in the
+repository's bench/ folder, not in the installed package, and is imported only when a
+bench runs, so the other commands never pay for locust.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+ROOT = Path(__file__).resolve().parents[1]
+_PROFILES = click.Choice(["full", "smoke"])
+
+
+def _need_bench() -> None:
+    """Make bench/ importable, or stop with what to install."""
+    if not (ROOT / "bench" / "budgets.toml").exists():
+        click.echo(
+            "ricochet bench: bench/ not found; run it from a checkout of the repository",
+            err=True,
+        )
+        sys.exit(2)
+    missing = [m for m in ("locust", "psutil") if importlib.util.find_spec(m) is None]
+    if missing:
+        click.echo(
+            f"ricochet bench: {', '.join(missing)} missing; install the dev extras "
+            "(pip install -e '.[dev]', which ./dev does)",
+            err=True,
+        )
+        sys.exit(2)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+
+
+def _settings(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for value in values:
+        name, sep, setting = value.partition("=")
+        if not sep or not name.startswith("RICOCHET_"):
+            raise click.BadParameter(f"{value!r}: expected RICOCHET_NAME=VALUE", param_hint="--set")
+        out[name] = setting
+    return out
+
+
+def _target(
+    dev_json: Path | None, edge_url: str | None, control_url: str | None, api_key: str | None
+) -> Any:
+    from bench.stack import Target
+
+    if dev_json is not None:
+        return Target.from_dev_json(dev_json)
+    if edge_url is None and control_url is None:
+        return None
+    if not (edge_url and control_url and api_key):
+        raise click.UsageError("--edge-url, --control-url and --api-key go together")
+    return Target(edge_url=edge_url, control_url=control_url, api_key=api_key)
+
+
+def target_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Where to run: a stack of the bench's own (default) or a running one."""
+    options = [
+        click.option(
+            "--dev-json",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Use the system this dev.json describes (e.g. a running `ricochet up`) "
+            "instead of starting one.",
+        ),
+        click.option("--edge-url", help="Use this running edge (with --control-url, --api-key)."),
+        click.option("--control-url", help="The running control plane to seed links through."),
+        click.option("--api-key", envvar="RICOCHET_BENCH_API_KEY", help="[RICOCHET_BENCH_API_KEY]"),
+        click.option(
+            "--set",
+            "settings",
+            multiple=True,
+            metavar="RICOCHET_NAME=VALUE",
+            help="A setting for the bench's own stack (repeatable), e.g. "
+            "RICOCHET_CAPTURE_FLUSH_MS=20.",
+        ),
+        click.option(
+            "--profile",
+            type=_PROFILES,
+            default="full",
+            show_default=True,
+            help="Budgets: full (design.md) or smoke (loose bounds for CI).",
+        ),
+        click.option(
+            "--results-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=ROOT / "bench" / "results",
+            help="Where the JSON result goes [bench/results].",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks against the performance budget (needs the dev extras: locust)."""
+
+
+@bench.command("redirect")
+@click.option("--rate", type=click.FloatRange(min=1), help="Visits/s, fixed [budget: 2,000].")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
+    help="Seconds measured (fixed rate).",
+)
+@click.option(
+    "--warmup",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="Seconds of load before measuring.",
+)
+@click.option(
+    "--shape",
+    type=click.Choice(["fixed", "ramp"]),
+    default="fixed",
+    show_default=True,
+    help="A fixed rate, or a step ramp to find the knee.",
+)
+@click.option("--ramp-start", type=float, default=500.0, show_default=True)
+@click.option("--ramp-step", type=float, default=500.0, show_default=True)
+@click.option("--ramp-steps", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--step-seconds", type=click.FloatRange(min=2), default=10.0, show_default=True)
+@click.option(
+    "--links",
+    type=click.IntRange(1),
+    default=10_000,
+    show_default=True,
+    help="Links seeded and visited.",
+)
+@click.option(
+    "--zipf",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Popularity skew s: rank r is visited in proportion to 1/r^s.",
+)
+@click.option(
+    "--unknown",
+    type=click.FloatRange(0, 1),
+    default=0.01,
+    show_default=True,
+    help="Share of visits to slugs that do not exist.",
+)
+@click.option(
+    "--qr",
+    type=click.FloatRange(0, 1),
+    default=0.10,
+    show_default=True,
+    help="Share of QR scans (?qr=1).",
+)
+@click.option(
+    "--bots",
+    type=click.FloatRange(0, 1),
+    default=0.05,
+    show_default=True,
+    help="Share of crawlers and link expanders.",
+)
+@click.option(
+    "--per-user-rate",
+    type=click.FloatRange(min=0.1),
+    default=50.0,
+    show_default=True,
+    help="Visits/s of each simulated user.",
+)
+@click.option(
+    "--locust-processes",
+    type=click.IntRange(0),
+    default=0,
+    help="Load generator processes [one per 1,000 req/s].",
+)
+@click.option(
+    "--edge-workers",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Granian workers of the edge (and of the bare app it is compared with).",
+)
+@click.option(
+    "--integrators",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="API requests/s from integrators alongside the visitors.",
+)
+@click.option(
+    "--ceiling/--no-ceiling",
+    default=True,
+    show_default=True,
+    help="Measure the edge against a bare ASGI 302 first.",
+)
+@click.option(
+    "--ceiling-tool",
+    type=click.Choice(["auto", "wrk", "oha", "locust"]),
+    default="auto",
+    show_default=True,
+    help="auto: wrk, else oha, else locust.",
+)
+@click.option("--ceiling-rounds", type=click.IntRange(1), default=3, show_default=True)
+@click.option("--ceiling-seconds", type=click.FloatRange(min=1), default=5.0, show_default=True)
+@click.option(
+    "--connections",
+    type=click.IntRange(1),
+    default=64,
+    show_default=True,
+    help="Connections of the ceiling's generator.",
+)
+@click.option(
+    "--floor/--no-floor",
+    default=True,
+    show_default=True,
+    help="Also time a bare ASGI 302 with the same harness and rate.",
+)
+@target_options
+def bench_redirect(**kw: Any) -> None:
+    """Visitors at a fixed rate against the edge, full stack running: p50/p95/p99,
+    throughput, errors, next to ceilings measured in the same run."""
+    _need_bench()
+    from bench import ceiling, redirect
+
+    cfg = redirect.Config(
+        rate=kw["rate"],
+        duration_s=kw["duration"],
+        warmup_s=kw["warmup"],
+        shape=kw["shape"],
+        ramp_start=kw["ramp_start"],
+        ramp_step=kw["ramp_step"],
+        ramp_steps=kw["ramp_steps"],
+        step_s=kw["step_seconds"],
+        links=kw["links"],
+        mix=redirect.Mix(kw["zipf"], kw["unknown"], kw["qr"], kw["bots"]),
+        per_user_rate=kw["per_user_rate"],
+        locust_processes=kw["locust_processes"],
+        edge_workers=kw["edge_workers"],
+        integrators=kw["integrators"],
+        with_ceiling=kw["ceiling"],
+        ceiling_cfg=ceiling.Config(
+            rounds=kw["ceiling_rounds"],
+            seconds=kw["ceiling_seconds"],
+            connections=kw["connections"],
+            tool=kw["ceiling_tool"],
+        ),
+        with_floor=kw["floor"],
+        profile=kw["profile"],
+        settings=_settings(kw["settings"]),
+        target=_target(kw["dev_json"], kw["edge_url"], kw["control_url"], kw["api_key"]),
+        results_dir=kw["results_dir"],
+    )
+    sys.exit(redirect.run(cfg, click.echo))
+
+
+@bench.command("ceiling")
+@click.option(
+    "--tool",
+    type=click.Choice(["auto", "wrk", "oha", "locust"]),
+    default="auto",
+    show_default=True,
+    help="auto: wrk, else oha, else locust.",
+)
+@click.option("--rounds", type=click.IntRange(1), default=3, show_default=True)
+@click.option("--seconds", type=click.FloatRange(min=1), default=8.0, show_default=True)
+@click.option("--connections", type=click.IntRange(1), default=64, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Granian workers of each server.",
+)
+@click.option("--profile", type=_PROFILES, default="full", show_default=True)
+@click.option(
+    "--results-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=ROOT / "bench" / "results",
+    help="[bench/results]",
+)
+def bench_ceiling(
+    tool: str,
+    rounds: int,
+    seconds: float,
+    connections: int,
+    workers: int,
+    profile: str,
+    results_dir: Path,
+) -> None:
+    """The edge (cache-hot, capture on and off) against a bare ASGI 302, as ratios."""
+    _need_bench()
+    from bench import budgets, ceiling
+
+    cfg = ceiling.Config(rounds, seconds, connections, workers, tool)
+    sys.exit(ceiling.measure(cfg, budgets.load(profile)["ceiling"], results_dir))
