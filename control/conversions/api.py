@@ -34,6 +34,7 @@ from control.openapi import Operation
 from shared import signing
 
 READ, WRITE = "conversions:read", "conversions:write"
+REPLAYED = "idempotent-replayed"
 MAX_BODY = 64 * 1024
 NO_KEY = uuid.UUID(int=0)  # the callback has no API key; its idempotency keys are per workspace
 
@@ -82,14 +83,20 @@ async def conversion_callback(request: Request) -> Response:
     )
     event = await read_json(request, ConversionEvent)
     principal = Principal(NO_KEY, workspace_id, organization_id, ())
+    created: list[bool] = []
 
     async def work(session: AsyncSession) -> tuple[int, bytes, str | None]:
-        created, out = await service.record(
+        new, out = await service.record(
             session, ctx.settings, workspace_id, organization_id, event, now
         )
-        return (201 if created else 200), json_bytes(out), f"/api/v1/conversions/{out.id}"
+        created.append(new)
+        return 201, json_bytes(out), f"/api/v1/conversions/{out.id}"
 
-    return await idempotency.run(ctx, request, principal, work)
+    response = await idempotency.run(ctx, request, principal, work)
+    # A repeated event_id is answered like an Idempotency-Key replay: the stored outcome.
+    if created and not created[-1]:
+        response.headers[REPLAYED] = "true"
+    return response
 
 
 async def list_conversions(request: Request) -> Response:
@@ -163,13 +170,13 @@ OPERATIONS = [
         "Record a lead, sale, refund, cancellation or reversal (seed 004). Not an API-key "
         "route: sign it with the workspace's conversion secret, `X-Nim-Timestamp: <unix "
         'seconds>` and `X-Nim-Signature: v1=<hex HMAC-SHA256 of "{timestamp}.{raw body}">`. '
-        "201 when recorded; 200 with the stored outcome when the event_id was recorded "
-        "before with the same content (409 `event_id_conflict` otherwise). Honours "
-        "Idempotency-Key",
+        "201 with the outcome; an event_id recorded before with the same content answers "
+        "with the stored outcome and `Idempotent-Replayed: true` (409 `event_id_conflict` "
+        "with other content). Honours Idempotency-Key",
         body=ConversionEvent,
         response=ConversionOut,
         status=201,
-        errors=(200, 401, 403, 404, 409, 413),
+        errors=(401, 403, 404, 409, 413),
         params={"workspace_id": "The workspace's id."},
     ),
     # Before /api/v1/conversions/{conversion_id}, which would take "secret".

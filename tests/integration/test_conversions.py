@@ -44,6 +44,11 @@ def ok(response: Any, status: int = 200) -> Any:
     return response.json()
 
 
+def ok_response(response: Any, status: int = 201) -> Any:
+    assert response.status_code == status, response.text
+    return response
+
+
 @dataclass
 class Callback:
     """Sends signed Conversion API requests for one workspace, as an integrator would."""
@@ -794,9 +799,11 @@ def test_a_repeated_event_id_returns_the_stored_result(
     again = dict(body, custom_data={"value": 129, "currency": "eur", "order_id": "o-dup"})
     repeat = alice.send(again)
 
-    assert ok(repeat, 200) == first
+    assert ok(repeat, 201) == first
+    assert repeat.headers["idempotent-replayed"] == "true"
     assert sql(quiet_settings, "SELECT count(*) FROM conversions") == [(1,)]
     assert len(conversion_events(quiet_settings)) == 1
+    assert "idempotent-replayed" not in ok_response(alice.send(lead("l-other"))).headers
 
 
 def test_a_repeated_event_id_with_a_different_outcome_is_refused(
