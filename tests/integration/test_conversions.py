@@ -884,3 +884,42 @@ def test_concurrent_requests_with_one_event_id_record_it_once(
 
     assert sorted(outcomes) == [False, True]
     assert sql(quiet_settings, "SELECT count(*) FROM conversions") == [(1,)]
+
+
+# -- events ------------------------------------------------------------------------------------
+
+
+def test_a_webhook_subscribed_to_conversion_recorded_gets_each_outcome(
+    client: TestClient, seed: Seed, alice: Callback, quiet_settings: ControlSettings
+) -> None:
+    from control.relay.service import Relay
+
+    # Given an endpoint subscribed to conversion events only
+    endpoint = ok(
+        client.post(
+            "/api/v1/webhooks",
+            json={"url": "https://hooks.example.com/c", "event_types": ["conversion.recorded"]},
+            headers=seed.alice.auth,
+        ),
+        201,
+    )
+    assert endpoint["event_types"] == ["conversion.recorded"]
+
+    # When an outcome is recorded and the relay drains the outbox
+    ok(alice.send(lead("l-hook")), 201)
+    queued: list[uuid.UUID] = []
+
+    async def drain() -> None:
+        async with resources(quiet_settings) as (engine, redis):
+            await Relay(quiet_settings, engine, redis, enqueue=queued.extend).drain()
+
+    run(drain())
+
+    # Then one delivery of that event is made for the endpoint, and queued
+    [envelope] = conversion_events(quiet_settings)
+    rows = sql(quiet_settings, "SELECT id, endpoint_id, event_type, event_id FROM deliveries")
+    assert [(r[1], r[2], r[3].hex) for r in rows] == [
+        (uuid.UUID(endpoint["id"]), "conversion.recorded", envelope["id"].removeprefix("evt_"))
+    ]
+    assert queued == [rows[0][0]]
+    assert alice.secret not in json.dumps(envelope)
