@@ -183,6 +183,8 @@ def test_per_tag_rows_follow_the_links_tags(world: World) -> None:
     assert rows["promo"]["clicks"] == 16
     assert rows["promo"]["conversions"]["lead"] == 4
     assert rows["news"]["attribution_rate"] == 0.5
+    assert [(v["currency"], v["net"]) for v in rows["promo"]["values"]] == [("EUR", "120.00")]
+    assert [(v["currency"], v["reversals"]) for v in rows["news"]["values"]] == [("USD", "20")]
 
 
 def test_conversions_by_variant_keep_the_ab_context(world: World) -> None:
