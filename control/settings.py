@@ -29,6 +29,9 @@ class ControlSettings(msgspec.Struct, frozen=True, kw_only=True):
     # An entry delivered more often than this (failing each time on its content) is moved
     # to the dead stream `clicks:dead` instead of being retried forever.
     ingest_max_deliveries: int = 5
+    # Serve ingest's Prometheus metrics (throughput, duplicates, lag) on this port; 0: off.
+    ingest_metrics_port: int = 0
+    ingest_metrics_host: str = "127.0.0.1"
     # Raw clicks older than this many days are dropped, a daily partition at a time; the
     # hourly and per-link totals stay. 0 keeps every click.
     click_retention_days: int = 400

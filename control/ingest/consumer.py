@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import time
 from collections.abc import Callable
@@ -35,54 +34,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from control.clicks import enrich
 from control.clicks import events as click_events
 from control.clicks import repository as clicks
+from control.ingest.metrics import IngestMetrics
 from control.settings import ControlSettings
 from shared.clicks import BATCH_FIELD, ClickEvent, decode_batch
 from shared.keys import INGEST_GROUP, click_streams
 
 DEAD_STREAM = "clicks:dead"
 CLAIM_IDLE_MS = 60_000  # entries a crashed consumer held this long are taken over
-METRICS_EVERY_S = 10.0
 log = logging.getLogger("ricochet.ingest")
 
 # redis-py types stream replies loosely; these are the RESP2 shapes we rely on.
 Entries = list[tuple[bytes, dict[bytes, bytes] | None]]
-
-
-class IngestMetrics:
-    """Counters since start, kept in process and logged every METRICS_EVERY_S."""
-
-    def __init__(self) -> None:
-        self.stored = 0  # clicks inserted
-        self.duplicates = 0  # re-delivered clicks that were stored already
-        self.dead_lettered = 0  # entries and single clicks parked in the dead stream
-        self.batches = 0  # store transactions committed
-        self.events = 0  # link.clicked / link.qr_scanned events written
-        self.lag_s = 0.0  # at the last batch: now - newest clicked_at in it
-        self._mark = (time.monotonic(), 0, 0)  # when, stored, batches at the last report
-
-    def batch(self, rows: list[dict[str, Any]], inserted: int) -> None:
-        self.batches += 1
-        self.stored += inserted
-        self.duplicates += len(rows) - inserted
-        if rows:
-            newest = max(r["clicked_at"] for r in rows)
-            self.lag_s = max(0.0, (dt.datetime.now(dt.UTC) - newest).total_seconds())
-
-    def report(self, now: float | None = None) -> str | None:
-        """The line to log once METRICS_EVERY_S have passed, if any batch ran since."""
-        now = time.monotonic() if now is None else now
-        since, stored, batches = self._mark
-        if now - since < METRICS_EVERY_S:
-            return None
-        self._mark = (now, self.stored, self.batches)
-        if self.batches == batches:
-            return None  # idle: nothing worth a line
-        rate = (self.stored - stored) / (now - since)
-        return (
-            f"ingest: {rate:,.0f} clicks/s, lag {self.lag_s:.1f} s, {self.stored:,} stored, "
-            f"{self.duplicates:,} duplicates skipped, {self.dead_lettered:,} dead-lettered, "
-            f"{self.events:,} click events, {self.batches:,} batches"
-        )
 
 
 @dataclass
@@ -155,7 +117,7 @@ class Ingest:
             }
         )
         await self.redis.xadd(DEAD_STREAM, dead)
-        self.metrics.dead_lettered += 1
+        self.metrics.dead_letter()
 
     async def _prepare(self, stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> _Entry:
         entry = _Entry(entry_id, fields)
@@ -190,7 +152,7 @@ class Ingest:
                 b"error": str(exc).encode(),
             },
         )
-        self.metrics.dead_lettered += 1
+        self.metrics.dead_letter()
 
     async def _store(self, rows: list[dict[str, Any]]) -> int:
         if not rows:
@@ -198,8 +160,8 @@ class Ingest:
         async with self.engine.begin() as conn:
             inserted = await clicks.store(conn, rows)
             # Same transaction: an event exists exactly when its click does.
-            self.metrics.events += await click_events.record(conn, self.settings, inserted)
-        self.metrics.batch(rows, len(inserted))
+            events = await click_events.record(conn, self.settings, inserted)
+        self.metrics.batch(rows, len(inserted), events)
         return len(inserted)
 
     async def _store_alone(self, entry: _Entry) -> Exception | None:
@@ -375,6 +337,8 @@ class Ingest:
         await asyncio.to_thread(enrich.visitors)  # load the parsers now, not on the first click
         await self.ensure_groups()
         await self.recover_own_pending()
+        if self.settings.ingest_metrics_port:
+            self.metrics.serve(self.settings.ingest_metrics_host, self.settings.ingest_metrics_port)
         if on_ready:
             on_ready()
         while not stop.is_set():

@@ -341,7 +341,7 @@ def test_an_outage_never_dead_letters_an_entry(control_settings: ControlSettings
 def test_ingest_metrics_line() -> None:
     import datetime as dt
 
-    from control.ingest.consumer import METRICS_EVERY_S, IngestMetrics
+    from control.ingest.metrics import METRICS_EVERY_S, IngestMetrics
 
     metrics = IngestMetrics()
     start = time.monotonic()
@@ -357,3 +357,31 @@ def test_ingest_metrics_line() -> None:
     assert line.startswith("ingest: 0 clicks/s, lag 2.0 s, 2 stored, 1 duplicates skipped")
     assert "0 dead-lettered, 0 click events, 1 batches" in line
     assert idle is None  # nothing happened since the last line
+
+
+def test_ingest_metrics_are_served_for_prometheus() -> None:
+    import datetime as dt
+    import socket
+
+    import httpx2
+
+    from control.ingest.metrics import IngestMetrics
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    metrics = IngestMetrics()
+    metrics.serve("127.0.0.1", port)
+    newest = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=3)
+    metrics.batch([{"clicked_at": newest}] * 5, 4, events=3)
+    metrics.dead_letter()
+
+    text = httpx2.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+
+    assert "ricochet_ingest_clicks_stored_total 4.0" in text
+    assert "ricochet_ingest_clicks_duplicate_total 1.0" in text
+    assert "ricochet_ingest_click_events_total 3.0" in text
+    assert "ricochet_ingest_dead_lettered_total 1.0" in text
+    assert "ricochet_ingest_batches_total 1.0" in text
+    lag = next(line for line in text.splitlines() if line.startswith("ricochet_ingest_lag_seconds"))
+    assert 3.0 <= float(lag.split()[1]) < 10.0
