@@ -35,6 +35,9 @@ class ControlSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Raw clicks older than this many days are dropped, a daily partition at a time; the
     # hourly and per-link totals stay. 0 keeps every click.
     click_retention_days: int = 400
+    # Stored events (GET /api/v1/events) older than this many days are deleted by the relay;
+    # deliveries keep the bytes they sent, so replay is unaffected. 0 keeps every event.
+    event_retention_days: int = 90
     relay_batch: int = 500
     relay_poll_s: float = 1.0  # fallback poll; LISTEN/NOTIFY wakes the relay at once
     log_level: str = "info"

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from control.db import table
@@ -52,3 +52,15 @@ async def get(
         select(Event.envelope).where(Event.id == event_id, Event.workspace_id == workspace_id)
     )
     return row.scalar_one_or_none()
+
+
+PURGE_CHUNK = 10_000  # rows per DELETE: short transactions, no long lock on a busy table
+
+
+async def purge_before(conn: AsyncConnection, cutoff: dt.datetime) -> int:
+    """Delete one chunk of events older than `cutoff`; returns how many (loop until < chunk).
+    Event ids are UUIDv7, ordered by time: the primary key finds them without a scan."""
+    floor = uuid.UUID(int=int(cutoff.timestamp() * 1000) << 80)
+    oldest = select(Event.id).where(Event.id < floor).limit(PURGE_CHUNK).scalar_subquery()
+    result = await conn.execute(delete(Event).where(Event.id.in_(oldest)))
+    return result.rowcount or 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 import uuid
@@ -23,6 +24,7 @@ from control.clicks import partitions
 from control.db import session_factory
 from control.delivery import engine as delivery
 from control.delivery import fanout
+from control.events import repository as event_rows
 from control.events import service as events
 from control.idempotency import repository as idempotency
 from control.links import state
@@ -157,6 +159,22 @@ class Relay:
             purged = await idempotency.purge_expired(conn)
         if purged:
             log.info("purged %d expired idempotency keys", purged)
+        if self.settings.event_retention_days:
+            await self._purge_events()
+
+    async def _purge_events(self) -> None:
+        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=self.settings.event_retention_days)
+        total = 0
+        while True:
+            async with self.engine.begin() as conn:
+                done = await event_rows.purge_before(conn, cutoff)
+            total += done
+            if done < event_rows.PURGE_CHUNK:
+                break
+        if total:
+            log.info(
+                "purged %d events older than %d days", total, self.settings.event_retention_days
+            )
 
     async def _maintain_partitions(self, now: float) -> None:
         """Daily partitions of `clicks` a week ahead; those past the retention dropped.

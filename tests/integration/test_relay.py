@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import msgspec
 from starlette.testclient import TestClient
 
 from control.relay.projector import Projector
@@ -178,3 +179,53 @@ def test_leading_relay_purges_idempotency_keys_older_than_a_day(
     with psycopg.connect(control_settings.libpq_url) as conn:
         keys = [r[0] for r in conn.execute("SELECT key FROM idempotency_keys").fetchall()]
     assert keys == ["new"]
+
+
+def test_leading_relay_purges_events_past_their_retention(
+    api: TestClient, seed: Seed, control_settings: ControlSettings
+) -> None:
+    import datetime as dt
+    import uuid
+
+    import psycopg
+
+    from control.events import repository as event_rows
+
+    kept = msgspec.structs.replace(control_settings, event_retention_days=30)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=31)
+    # Given events 31 days old (more than one purge chunk of them) and one made just now
+    stale = [
+        uuid.UUID(int=(int(old.timestamp() * 1000) << 80) | n)
+        for n in range(event_rows.PURGE_CHUNK + 5)
+    ]
+    with (
+        psycopg.connect(control_settings.libpq_url, autocommit=True) as conn,
+        conn.cursor() as cur,
+        cur.copy("COPY events (id, workspace_id, type, created_at, envelope) FROM STDIN") as copy,
+    ):
+        for event_id in stale:
+            copy.write_row((event_id, seed.alice.workspace_id, "link.clicked", old, "{}"))
+    assert (
+        api.post(
+            "/api/v1/links", json={"destination": "a.example"}, headers=seed.alice.auth
+        ).status_code
+        == 201
+    )
+
+    # When the leading relay does its housekeeping
+    async def go() -> None:
+        async with resources(kept) as (engine, redis):
+            stop = asyncio.Event()
+            ready = asyncio.Event()
+            task = asyncio.create_task(Relay(kept, engine, redis).run(stop, ready.set))
+            await asyncio.wait_for(ready.wait(), 10)
+            await asyncio.sleep(0.5)
+            stop.set()
+            await asyncio.wait_for(task, 5)
+
+    run(go())
+
+    # Then only the recent event is left
+    with psycopg.connect(control_settings.libpq_url) as conn:
+        types = [r[0] for r in conn.execute("SELECT type FROM events").fetchall()]
+    assert types == ["link.created"]
