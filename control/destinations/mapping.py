@@ -17,11 +17,15 @@ class MappingError(ValueError):
     """This event could not be mapped for this destination; nothing is sent."""
 
 
+def ordered(envelope: dict[str, Any]) -> dict[str, Any]:
+    """The envelope with its keys in their documented order (JSONB reorders keys)."""
+    out = {key: envelope[key] for key in ENVELOPE_ORDER if key in envelope}
+    out.update((k, v) for k, v in envelope.items() if k not in out)
+    return out
+
+
 def encode_envelope(envelope: dict[str, Any]) -> bytes:
-    """JSON bytes with the envelope's keys in their documented order (JSONB reorders keys)."""
-    ordered = {key: envelope[key] for key in ENVELOPE_ORDER if key in envelope}
-    ordered.update((k, v) for k, v in envelope.items() if k not in ordered)
-    return msgspec.json.encode(ordered)
+    return msgspec.json.encode(ordered(envelope))
 
 
 def render(

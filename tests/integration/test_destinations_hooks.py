@@ -243,6 +243,7 @@ def test_samples_are_recent_events_or_one_synthetic(
     _fan(settings, seed.bob, "link.clicked", short_code="bobs")
     real = client.get("/api/v1/hooks/samples?event=link.clicked&limit=5", headers=auth).json()
     assert [e["data"]["short_code"] for e in real["data"]] == ["second", "first"]
+    assert list(real["data"][0])[:3] == ["id", "type", "api_version"]  # as hooks get them
     _problem(
         client.get("/api/v1/hooks/samples?event=nope", headers=auth), 422, "unknown_event_type"
     )

@@ -15,7 +15,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control import pagination, text
-from control.destinations import presets, samples
+from control.destinations import mapping, presets, samples
 from control.destinations import repository as destinations
 from control.destinations import service as destination_service
 from control.destinations.hooks import repository, tokens
@@ -222,4 +222,4 @@ async def sample_events(
     if not found:
         _, env = samples.envelope_of(event_type, who.organization_id, who.workspace_id)
         found = [env]
-    return Samples(data=found)
+    return Samples(data=[mapping.ordered(env) for env in found])
