@@ -385,3 +385,43 @@ def test_ingest_metrics_are_served_for_prometheus() -> None:
     assert "ricochet_ingest_batches_total 1.0" in text
     lag = next(line for line in text.splitlines() if line.startswith("ricochet_ingest_lag_seconds"))
     assert 3.0 <= float(lag.split()[1]) < 10.0
+
+
+def test_two_ingest_processes_side_by_side_share_the_work_and_store_each_click_once(
+    control_settings: ControlSettings,
+) -> None:
+    import asyncio
+
+    import msgspec
+
+    # Two entries per read and shard, so neither consumer can take everything in one read.
+    settings = msgspec.structs.replace(control_settings, ingest_batch=2)
+    links = [str(uuid.uuid4()) for _ in range(5)]
+    batches = [[_event(links[(b + i) % 5]) for i in range(100)] for b in range(40)]
+
+    async def go() -> tuple[int, int]:
+        async with (
+            resources(settings) as (engine_a, redis),
+            resources(settings) as (engine_b, _),
+        ):
+            a = Ingest(settings, engine_a, redis, "a")
+            b = Ingest(settings, engine_b, redis, "b")
+            await a.ensure_groups()
+            for n, batch in enumerate(batches):
+                shard = n % settings.click_shards
+                await redis.xadd(click_stream(shard), {BATCH_FIELD: encode_batch(batch)})
+
+            async def drain(ingest: Ingest) -> None:
+                while a.stored + b.stored < 4_000:
+                    await ingest.step()
+
+            await asyncio.wait_for(asyncio.gather(drain(a), drain(b)), 60)
+            return a.stored, b.stored
+
+    stored_a, stored_b = run(go())
+
+    assert stored_a + stored_b == 4_000
+    assert stored_a > 0 and stored_b > 0  # both took a share
+    assert _count(control_settings, "SELECT count(DISTINCT id) FROM clicks") == 4_000
+    assert _count(control_settings, "SELECT sum(clicks) FROM link_stats") == 4_000
+    assert _count(control_settings, "SELECT sum(humans + bots) FROM click_hourly") == 4_000
