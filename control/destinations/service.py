@@ -253,7 +253,8 @@ async def update(
         values["secrets_encrypted"] = crypto.seal(settings, sealed)
     if values:
         updated = await repository.update_destination(session, workspace_id, row.id, values)
-        assert updated is not None  # locked by nobody, found above in this transaction
+        if updated is None:  # deleted meanwhile
+            raise ApiError.not_found("destination")
         row = updated
     return to_out(settings, row)
 
@@ -279,7 +280,8 @@ async def rotate(
     rotated = await repository.rotate_secret(
         session, workspace_id, row.id, crypto.encrypt(settings, plaintext), expires
     )
-    assert rotated is not None
+    if rotated is None:  # deleted meanwhile
+        raise ApiError.not_found("destination")
     return rotated, plaintext
 
 
