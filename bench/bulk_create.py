@@ -1,93 +1,98 @@
-"""Bulk create: 1,000 links in one `POST /api/v1/links/bulk`, timed end to end over HTTP.
+"""`ricochet bench bulk`: 1,000 links in one `POST /api/v1/links/bulk`, timed over HTTP.
 
-Runs against a live `ricochet up` (reads `.ricochet/dev.json`):
-
-    ./dev up &                      # in another terminal
-    .venv/bin/python bench/bulk_create.py --rounds 5
-
-Each round sends 1,000 new links with explicit slugs, UTM fields and two tags (the shape of
-seed 001's campaign matrix). Budget (../shared/design.md): 1,000 links in one call <= 1 s.
-Exits 1 when the median misses the budget. Writes JSON to bench/results/.
+Each round sends `size` new links with explicit slugs, UTM fields and two tags (the shape
+of seed 001's campaign matrix). Budget (../shared/design.md): 1,000 links in one call
+<= 1 s, judged on the median of the rounds.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import contextlib
+import dataclasses
 import statistics
-import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 
-BUDGET_S = 1.0
+from bench import budgets, report, seed
+from bench.budgets import Check
+from bench.stack import LocalStack, Target
+
+Say = Callable[[str], None]
 
 
-def items(run: str, n: int) -> list[dict[str, object]]:
-    return [
-        {
-            "destination": f"https://brand{i % 5}.example/launch?ref={i}",
-            "slug": f"b-{run}-{i}",
-            "utm_source": f"channel-{i % 10}",
-            "utm_medium": "cpc",
-            "utm_campaign": f"brand{i % 5}-q2",
-            "utm_content": f"v{i % 4}",
-            "tags": [f"brand{i % 5}", f"channel-{i % 10}"],
-        }
-        for i in range(n)
-    ]
+@dataclass(frozen=True)
+class Config:
+    rounds: int = 5
+    size: int | None = None  # None: the budget's
+    profile: str = "full"
+    settings: dict[str, str] = field(default_factory=dict)
+    target: Target | None = None
+    results_dir: Path = report.RESULTS_DIR
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--size", type=int, default=1000)
-    parser.add_argument("--dev-json", type=Path, default=Path(".ricochet/dev.json"))
-    args = parser.parse_args()
-    info = json.loads(args.dev_json.read_text())
-    auth = {"authorization": f"Bearer {info['api_key']}"}
+@contextlib.contextmanager
+def _target(cfg: Config) -> Iterator[Target]:
+    if cfg.target is not None:
+        yield cfg.target
+        return
+    with LocalStack(cfg.settings) as target:
+        yield target
+
+
+def measure(target: Target, rounds: int, size: int, say: Say) -> list[float]:
     timings = []
-    with httpx.Client(timeout=60) as http:
-        for r in range(args.rounds):
-            body = {"items": items(uuid.uuid4().hex[:8], args.size)}
+    with httpx.Client(timeout=120) as http:
+        for r in range(rounds):
+            body = {"items": seed.link_items(uuid.uuid4().hex[:8], 0, size)}
             started = time.perf_counter()
             response = http.post(
-                f"{info['control_url']}/api/v1/links/bulk", json=body, headers=auth
+                f"{target.control_url}/api/v1/links/bulk", json=body, headers=target.auth
             )
             elapsed = time.perf_counter() - started
-            result = response.json()
-            if response.status_code != 200 or result["created"] != args.size:
-                sys.exit(
-                    f"round {r}: unexpected answer {response.status_code}: {str(result)[:300]}"
-                )
+            if response.status_code != 200 or response.json().get("created") != size:
+                raise RuntimeError(f"round {r + 1}: {response.status_code} {response.text[:300]}")
             timings.append(elapsed)
-            print(f"round {r + 1}: {args.size} links in {elapsed * 1000:.0f} ms")
+            say(f"  round {r + 1}: {size:,} links in {elapsed * 1000:,.0f} ms")
+    return timings
+
+
+def run(cfg: Config, say: Say = print) -> int:
+    budget = budgets.load(cfg.profile)["bulk"]
+    size = cfg.size or int(budget["size"])
+    say("starting the stack ..." if cfg.target is None else "using the given stack ...")
+    with _target(cfg) as target:
+        measure(target, 1, size, lambda _: None)  # warm-up: pools, caches, code paths
+        timings = measure(target, cfg.rounds, size, say)
     median = statistics.median(timings)
-    verdict = "ok" if median <= BUDGET_S else "MISSED"
-    print(
-        f"median {median * 1000:.0f} ms, best {min(timings) * 1000:.0f} ms, "
-        f"worst {max(timings) * 1000:.0f} ms; budget {BUDGET_S * 1000:.0f} ms: {verdict}"
+    result: dict[str, Any] = {
+        "size": size,
+        "seconds": timings,
+        "median_s": median,
+        "best_s": min(timings),
+        "worst_s": max(timings),
+        "links_per_s": size / median,
+        "config": {
+            **{k: v for k, v in dataclasses.asdict(cfg).items() if k != "target"},
+            "results_dir": str(cfg.results_dir),
+        },
+    }
+    found = [Check(f"bulk create of {size:,} (median)", median, budget["seconds"], "<=", " s")]
+    say("")
+    say(
+        f"bulk create, {size:,} links a call: median {median * 1000:,.0f} ms "
+        f"(best {min(timings) * 1000:,.0f}, worst {max(timings) * 1000:,.0f}; "
+        f"{size / median:,.0f} links/s)"
     )
-    out = Path("bench/results") / f"bulk_create-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "size": args.size,
-                "seconds": timings,
-                "median_s": median,
-                "budget_s": BUDGET_S,
-                "ok": median <= BUDGET_S,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    print(f"written {out}")
-    sys.exit(0 if median <= BUDGET_S else 1)
-
-
-if __name__ == "__main__":
-    main()
+    say("")
+    say(report.checks_table(found))
+    result["checks"] = found
+    result["ok"] = budgets.all_ok(found)
+    path = report.write("bulk_create", result, cfg.results_dir)
+    say(f"\nwritten {path}")
+    return 0 if result["ok"] else 1

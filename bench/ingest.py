@@ -1,26 +1,39 @@
-"""Click ingest throughput: N clicks preloaded into the streams, stored by one ingest process.
+"""`ricochet bench ingest`: clicks into PostgreSQL through the real `ricochet ingest` process.
 
-    .venv/bin/python -m bench.ingest --clicks 100000
+Clicks are written straight into the `clicks:{n}` streams, shaped as the edge writes them
+(msgpack batches, realistic user agents and referrers), so only ingest is measured:
 
-Starts embedded PostgreSQL and Redis in a temporary directory, loads the click streams with
-batches shaped like the edge's (1,024 events per entry, realistic user agents), runs the
-real `Ingest` consumer until every click is stored, and reports clicks/s (budget: 20,000/s
-in ../shared/design.md). Writes JSON to bench/results/.
+1. Lag at a fixed rate (budget: p99 <= 2 s at 2,000 clicks/s): every flush interval one
+   batch goes to the next shard, as an edge worker does, its clicks spread over the
+   interval before it. Each batch is for a link of its own, and ingest advances that
+   link's `link_stats` row in the transaction that stores its clicks, so the moment the
+   row appears is the moment the batch became visible; a click's lag is that moment minus
+   the click's own time (flush wait included).
+2. Throughput from a backlog (budget: >= 20,000 clicks/s): N clicks written as fast as
+   Redis takes them, timed from the first write until all are stored.
+
+It writes synthetic clicks (for random link ids) into the target's database: use a stack
+of the bench's own (the default) or a disposable one, never production.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import shutil
-import sys
-import tempfile
+import contextlib
+import dataclasses
+import random
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-BUDGET = 20_000
+from bench import budgets, report
+from bench.budgets import Check
+from bench.stack import LocalStack, Target
+
+Say = Callable[[str], None]
 AGENTS = [
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
     "Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
@@ -30,92 +43,267 @@ AGENTS = [
     "Chrome/124.0.0.0 Mobile Safari/537.36",
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
 ]
+REFERRERS = ["", "https://l.instagram.com/", "https://t.co/", "https://www.google.com/"]
+POLL_S = 0.01
+SHARDS = 4  # RICOCHET_CLICK_SHARDS of the stack (the default)
 
 
-async def run(clicks: int, batch: int) -> dict[str, float]:
-    from redis.asyncio import Redis
+@dataclass(frozen=True)
+class Config:
+    clicks: int = 100_000  # throughput phase
+    batch: int = 1024  # clicks per stream entry in the throughput phase (the edge's maximum)
+    lag_rate: float | None = None  # None: the budget's
+    lag_seconds: float = 30.0
+    flush_ms: float = 50.0  # RICOCHET_CAPTURE_FLUSH_MS of the edge being imitated
+    links: int = 500  # links the throughput phase's clicks spread over
+    profile: str = "full"
+    settings: dict[str, str] = field(default_factory=dict)
+    target: Target | None = None
+    results_dir: Path = report.RESULTS_DIR
 
-    from control.db import create_engine
-    from control.ingest.consumer import Ingest
-    from control.migrate import upgrade
-    from control.settings import ControlSettings
-    from ricochet.embedded import EmbeddedPostgres, EmbeddedRedis
-    from shared.clicks import BATCH_FIELD, ClickEvent, encode_batch
+
+def _event(ms: int, link: str, workspace: str, domain: str, n: int) -> Any:
+    from shared.clicks import ClickEvent
     from shared.ids import uuid7
+
+    return ClickEvent(
+        uuid7().hex,
+        ms,
+        link,
+        workspace,
+        domain,
+        "qr" if n % 10 == 0 else "link",
+        AGENTS[n % len(AGENTS)],
+        REFERRERS[n % len(REFERRERS)],
+        "",
+        f"81.2.69.{n % 250}",
+        -1,
+        "newsletter",
+        "email",
+        "spring",
+        False,
+    )
+
+
+class Visible:
+    """Polls link_stats for the links of batches not yet seen stored."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.pending: dict[str, float] = {}  # link id -> when its batch was written
+        self.seen: dict[str, float] = {}  # link id -> when its row was first seen
+
+    async def poll(self) -> None:
+        if not self.pending:
+            return
+        ids = [uuid.UUID(link) for link in self.pending]
+        cur = await self.conn.execute(
+            "SELECT link_id FROM link_stats WHERE link_id = ANY(%s)", (ids,)
+        )
+        now = time.time()
+        for (link_id,) in await cur.fetchall():
+            key = str(link_id)
+            if key in self.pending:
+                del self.pending[key]
+                self.seen[key] = now
+
+
+async def _lag(cfg: Config, rate: float, redis: Any, conn: Any, say: Say) -> dict[str, Any]:
+    from shared.clicks import BATCH_FIELD, encode_batch
     from shared.keys import click_stream
 
-    home = Path(tempfile.mkdtemp(prefix="ricochet-bench-ingest-"))
-    pg, store = EmbeddedPostgres(home), EmbeddedRedis(home, durable=False)
+    workspace, domain = str(uuid.uuid4()), str(uuid.uuid4())
+    interval = cfg.flush_ms / 1000
+    per_batch = rate * interval
+    visible = Visible(conn)
+    clicks: dict[str, list[float]] = {}  # link id -> its clicks' times
+    written: dict[str, float] = {}
+    late: list[float] = []
+    stop = asyncio.Event()
+
+    async def poller() -> None:
+        while not stop.is_set():
+            await visible.poll()
+            await asyncio.sleep(POLL_S)
+        deadline = time.time() + 30  # the last batches, or those never stored
+        while visible.pending and time.time() < deadline:
+            await visible.poll()
+            await asyncio.sleep(POLL_S)
+
+    polling = asyncio.create_task(poller())
+    say(f"  lag: {rate:,.0f} clicks/s for {cfg.lag_seconds:.0f} s, flushed every {interval:.2f} s")
+    start = time.time()
+    carry = 0.0
+    n = 0
+    shard = 0
+    while (due := start + (n + 1) * interval) < start + cfg.lag_seconds:
+        await asyncio.sleep(max(0.0, due - time.time()))
+        now = time.time()
+        late.append(now - due)
+        carry += per_batch
+        count, carry = int(carry), carry - int(carry)
+        n += 1
+        if not count:
+            continue
+        link = str(uuid.uuid4())
+        # The clicks arrived over the interval before the flush, as at the edge.
+        times = sorted(due - interval * random.random() for _ in range(count))
+        events = [_event(int(t * 1000), link, workspace, domain, i) for i, t in enumerate(times)]
+        await redis.xadd(click_stream(shard), {BATCH_FIELD: encode_batch(events)})
+        shard = (shard + 1) % SHARDS
+        written[link] = time.time()
+        visible.pending[link] = written[link]
+        clicks[link] = times
+    stop.set()
+    await polling
+    lost = len(visible.pending)
+    from_click = [
+        visible.seen[link] - t for link, ts in clicks.items() if link in visible.seen for t in ts
+    ]
+    from_write = [visible.seen[link] - written[link] for link in visible.seen]
+    produced = sum(len(ts) for ts in clicks.values())
+    return {
+        "rate": rate,
+        "seconds": cfg.lag_seconds,
+        "clicks": produced,
+        "achieved_rate": produced / cfg.lag_seconds,
+        "batches": len(clicks),
+        "batches_not_visible": lost,
+        "lag_from_click_s": report.summary(from_click),
+        "lag_from_write_s": report.summary(from_write),
+        "producer_late_s": report.summary(late),
+        "poll_interval_s": POLL_S,
+    }
+
+
+async def _throughput(cfg: Config, redis: Any, conn: Any, say: Say) -> dict[str, Any]:
+    from shared.clicks import BATCH_FIELD, encode_batch
+    from shared.keys import click_stream
+
+    workspace, domain = str(uuid.uuid4()), str(uuid.uuid4())
+    links = [str(uuid.uuid4()) for _ in range(cfg.links)]
+    now_ms = int(time.time() * 1000)
+    payloads = []
+    for start in range(0, cfg.clicks, cfg.batch):
+        events = [
+            _event(now_ms, links[i % len(links)], workspace, domain, i)
+            for i in range(start, min(start + cfg.batch, cfg.clicks))
+        ]
+        payloads.append(encode_batch(events))
+    say(f"  throughput: {cfg.clicks:,} clicks as a backlog of {len(payloads)} entries")
+    ids = [uuid.UUID(link) for link in links]
+    started = time.perf_counter()
+    async with redis.pipeline(transaction=False) as pipe:
+        for n, payload in enumerate(payloads):
+            pipe.xadd(click_stream(n % SHARDS), {BATCH_FIELD: payload})
+        await pipe.execute()
+    written_s = time.perf_counter() - started
+    stored = 0
+    deadline = time.perf_counter() + max(120.0, cfg.clicks / 1000)
+    while stored < cfg.clicks and time.perf_counter() < deadline:
+        await asyncio.sleep(0.02)
+        cur = await conn.execute(
+            "SELECT coalesce(sum(clicks), 0) FROM link_stats WHERE link_id = ANY(%s)", (ids,)
+        )
+        row = await cur.fetchone()
+        stored = int(row[0]) if row else 0
+    elapsed = time.perf_counter() - started
+    return {
+        "clicks": cfg.clicks,
+        "stored": stored,
+        "seconds": elapsed,
+        "write_seconds": written_s,
+        "per_second": stored / elapsed,
+    }
+
+
+async def _measure(cfg: Config, rate: float, target: Target, say: Say) -> dict[str, Any]:
+    import psycopg
+    from redis.asyncio import Redis
+
+    assert target.database_url is not None
+    assert target.redis_url is not None
+    redis = Redis.from_url(target.redis_url)
+    conn = await psycopg.AsyncConnection.connect(target.database_url, autocommit=True)
     try:
-        db_url, redis_url = pg.start(), store.start()
-        upgrade(db_url)
-        cfg = ControlSettings(database_url=db_url, redis_url=redis_url, secret_key="b" * 40)
-        redis = Redis.from_url(redis_url)
-        links = [str(uuid.uuid4()) for _ in range(500)]
-        workspace, domain = str(uuid.uuid4()), str(uuid.uuid4())
-        now = int(time.time() * 1000)
-        for start in range(0, clicks, batch):
-            events = [
-                ClickEvent(
-                    uuid7().hex,
-                    now,
-                    links[i % 500],
-                    workspace,
-                    domain,
-                    "qr" if i % 7 == 0 else "link",
-                    AGENTS[i % 4],
-                    "https://l.instagram.com/" if i % 3 == 0 else "",
-                    "",
-                    f"81.2.69.{i % 250}",
-                    -1,
-                    "news",
-                    "email",
-                    "spring",
-                    False,
-                )
-                for i in range(start, min(start + batch, clicks))
-            ]
-            await redis.xadd(
-                click_stream((start // batch) % cfg.click_shards),
-                {BATCH_FIELD: encode_batch(events)},
-            )
-        engine = create_engine(cfg.sqlalchemy_url, 2)
-        ingest = Ingest(cfg, engine, redis, "bench")
-        from control.clicks import enrich
-
-        enrich.visitors()  # loaded before the clock starts, as in a running ingest
-        await ingest.ensure_groups()
-        started = time.perf_counter()
-        while ingest.stored < clicks:
-            await ingest.step()
-        elapsed = time.perf_counter() - started
-        await engine.dispose()
-        await redis.aclose()
-        return {"clicks": clicks, "seconds": elapsed, "per_second": clicks / elapsed}
+        lag = await _lag(cfg, rate, redis, conn, say)
+        throughput = await _throughput(cfg, redis, conn, say)
     finally:
-        pg.stop()
-        store.stop()
-        shutil.rmtree(home, ignore_errors=True)
+        await conn.close()
+        await redis.aclose()
+    return {"lag": lag, "throughput": throughput}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clicks", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=1024, help="events per stream entry")
-    args = parser.parse_args()
-    result = asyncio.run(run(args.clicks, args.batch))
-    ok = result["per_second"] >= BUDGET
-    print(
-        f"stored {result['clicks']} clicks in {result['seconds']:.2f} s: "
-        f"{result['per_second']:,.0f} clicks/s (budget {BUDGET:,}/s): "
-        f"{'ok' if ok else 'BUDGET MISSED'}"
+@contextlib.contextmanager
+def _target(cfg: Config) -> Iterator[tuple[Target, LocalStack | None]]:
+    if cfg.target is not None:
+        if not (cfg.target.database_url and cfg.target.redis_url):
+            raise SystemExit("the ingest bench needs --dev-json with database_url and redis_url")
+        yield cfg.target, None
+        return
+    stack = LocalStack(cfg.settings)
+    with stack as target:
+        yield target, stack
+
+
+def run(cfg: Config, say: Say = print) -> int:
+    budget = budgets.load(cfg.profile)["ingest"]
+    rate = cfg.lag_rate or budget["lag_rate"]
+    say("starting the stack ..." if cfg.target is None else "using the given stack ...")
+    with _target(cfg) as (target, stack):
+        watch = report.CpuWatch()
+        watch.start()
+        result = asyncio.run(_measure(cfg, rate, target, say))
+        result["cpu"] = watch.stop(stack.pids() if stack else {})
+    result["config"] = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "target"}
+    result["config"]["results_dir"] = str(cfg.results_dir)
+    found = checks(result, budget)
+    say("")
+    say(render(result))
+    say("")
+    say(report.checks_table(found))
+    say("")
+    say(report.describe_cpu(result["cpu"]))
+    result["checks"] = found
+    result["ok"] = budgets.all_ok(found)
+    path = report.write("ingest", result, cfg.results_dir)
+    say(f"\nwritten {path}")
+    return 0 if result["ok"] else 1
+
+
+def checks(result: dict[str, Any], budget: dict[str, float]) -> list[Check]:
+    lag, tp = result["lag"], result["throughput"]
+    return [
+        Check("ingest throughput", tp["per_second"], budget["throughput_per_s"], ">=", "/s"),
+        Check(
+            f"lag p99 at {lag['rate']:,.0f}/s",
+            lag["lag_from_click_s"]["p99"],
+            budget["lag_p99_s"],
+            "<=",
+            " s",
+        ),
+        Check("batches never stored", lag["batches_not_visible"], 0, "<="),
+        Check("backlog clicks never stored", tp["clicks"] - tp["stored"], 0, "<="),
+    ]
+
+
+def render(result: dict[str, Any]) -> str:
+    lag, tp = result["lag"], result["throughput"]
+    rows = []
+    for name, key in (
+        ("click -> visible", "lag_from_click_s"),
+        ("XADD -> visible", "lag_from_write_s"),
+    ):
+        s = lag[key]
+        rows.append([name, s["p50"], s["p95"], s["p99"], s["max"]])
+    return "\n".join(
+        [
+            f"click ingest lag at {lag['achieved_rate']:,.0f} clicks/s for {lag['seconds']:.0f} s "
+            f"({lag['batches']:,} batches, polled every {lag['poll_interval_s'] * 1000:.0f} ms)",
+            report.table(["seconds", "p50", "p95", "p99", "max"], rows),
+            "",
+            f"click ingest throughput: {tp['stored']:,} of {tp['clicks']:,} clicks stored in "
+            f"{tp['seconds']:.2f} s = {tp['per_second']:,.0f} clicks/s "
+            f"(backlog written in {tp['write_seconds']:.2f} s)",
+        ]
     )
-    out = Path("bench/results") / f"ingest-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({**result, "budget": BUDGET, "ok": ok}, indent=2) + "\n")
-    print(f"written {out}")
-    sys.exit(0 if ok else 1)
-
-
-if __name__ == "__main__":
-    main()

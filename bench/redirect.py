@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx2 as httpx
 
-from bench import budgets, ceiling, loadgen, report, seed
+from bench import api, budgets, ceiling, loadgen, report, seed
 from bench.budgets import Check
 from bench.stack import ROOT, LocalStack, Target, bench_env
 from ricochet import procs
@@ -114,15 +114,15 @@ def run(cfg: Config, say: Say = print) -> int:
             visitors = _visitor_plan(cfg, steps, processes, target, seeded, links_file)
             watch = report.CpuWatch()
             started = loadgen.Started(visitors, workdir)
-            api = _start_integrators(cfg, steps, target, links_file, workdir)
+            integrators = _start_integrators(cfg, steps, target, links_file, workdir)
             time.sleep(min(cfg.warmup_s, steps[-1].until_s))
             watch.start()
             time.sleep(max(0.0, steps[-1].until_s - cfg.warmup_s))
             roles = stack.pids() if stack is not None else {}
-            roles["locust"] = started.pids | (api.pids if api else set())
+            roles["locust"] = started.pids | (integrators.pids if integrators else set())
             result["cpu"] = watch.stop(roles)
             run_ = started.finish()
-            api_run = api.finish() if api else None
+            api_run = integrators.finish() if integrators else None
             after = _edge_metrics(target.edge_url)
             result["edge_metrics"] = {k: after.get(k, 0) - before.get(k, 0) for k in after}
             result["generator_cpu"] = run_.generator_cpu()
@@ -131,7 +131,7 @@ def run(cfg: Config, say: Say = print) -> int:
             else:
                 result["steps"] = _ramp(cfg, run_)
             if api_run is not None:
-                result["integrators"] = _integrators(cfg, api_run)
+                result["integrators"] = api.summarise(api_run, cfg.warmup_s)
             if cfg.with_floor and cfg.shape == "fixed":
                 say("floor: the same harness against a bare ASGI 302 ...")
                 result["floor"] = _floor(cfg, steps, processes, workdir)
@@ -142,6 +142,8 @@ def run(cfg: Config, say: Say = print) -> int:
     say(render(result))
     say("")
     say(report.checks_table(found))
+    for line in reading(result, budget["redirect"]):
+        say(line)
     say("")
     say(report.describe_cpu(result["cpu"]))
     result["checks"] = found
@@ -211,17 +213,9 @@ def _start_integrators(
 ) -> loadgen.Started | None:
     if cfg.integrators <= 0:
         return None
-    per_user = min(cfg.integrators, 10.0)
-    plan = loadgen.Plan(
-        label="integrators",
-        locustfile=ROOT / "bench" / "locust_integrators.py",
-        host=target.control_url,
-        processes=1,
-        steps=loadgen.fixed(cfg.integrators, per_user, 0, steps[-1].until_s),
-        per_user_rate=per_user,
-        env={"BENCH_API": json.dumps({"api_key": target.api_key, "links_file": str(links_file)})},
+    return loadgen.Started(
+        api.plan(cfg.integrators, steps[-1].until_s, target, links_file), workdir
     )
-    return loadgen.Started(plan, workdir)
 
 
 def _fixed(cfg: Config, run_: loadgen.Run, rate: float) -> dict[str, Any]:
@@ -249,19 +243,6 @@ def _ramp(cfg: Config, run_: loadgen.Run) -> list[dict[str, Any]]:
         stats = loadgen.stats(samples, samples.window(start, end), end - start)
         out.append({"target_rate": step.rate, **stats.as_dict()})
     return out
-
-
-def _integrators(cfg: Config, run_: loadgen.Run) -> dict[str, Any]:
-    samples = run_.samples
-    start = samples.begin + cfg.warmup_s
-    end = samples.end
-    idx = samples.window(start, end)
-    return {
-        "overall": loadgen.stats(samples, idx, end - start).as_dict(),
-        "endpoints": {
-            k: s.as_dict() for k, s in loadgen.by_kind(samples, idx, end - start).items()
-        },
-    }
 
 
 def _floor(cfg: Config, steps: list[loadgen.Step], processes: int, workdir: Path) -> dict[str, Any]:
@@ -347,28 +328,12 @@ def render(result: dict[str, Any]) -> str:
             f"{result['measured_s']:.0f} s measured, {cfg['links']:,} links, "
             f"{cfg['edge_workers']} edge worker(s), {cfg['locust_processes']} locust process(es)"
         )
-        rows = [_row(kind, s, result["overall"]) for kind, s in result["kinds"].items()]
-        rows.append(_row("all", result["overall"], result["overall"]))
+        rows = [report.stats_row(kind, s, result["overall"]) for kind, s in result["kinds"].items()]
+        rows.append(report.stats_row("all", result["overall"], result["overall"]))
         if "floor" in result:
-            rows.append(_row("floor: bare 302", result["floor"], None))
+            rows.append(report.stats_row("floor: bare 302", result["floor"], None))
         parts.append(head)
-        parts.append(
-            report.table(
-                [
-                    "requests",
-                    "share",
-                    "req/s",
-                    "p50 ms",
-                    "p95 ms",
-                    "p99 ms",
-                    "p99.9 ms",
-                    "max ms",
-                    "errors",
-                    "sent late p99 ms",
-                ],
-                rows,
-            )
-        )
+        parts.append(report.table(["requests", *report.STATS_HEADERS], rows))
     if "steps" in result:
         parts.append("redirects, step ramp (each step after a short settle)")
         parts.append(
@@ -401,7 +366,7 @@ def render(result: dict[str, Any]) -> str:
     if "integrators" in result:
         parts.append("")
         parts.append("integrators alongside (management API)")
-        parts.append(_endpoint_table(result["integrators"]))
+        parts.append(api.table(result["integrators"]))
     gen = ", ".join(f"{c:.0%}" for c in result.get("generator_cpu", []))
     parts.append(f"locust processes' CPU (of one core each): {gen}")
     metrics = result.get("edge_metrics", {})
@@ -416,41 +381,32 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def _row(name: str, s: dict[str, Any], overall: dict[str, Any] | None) -> list[object]:
-    lat = s["latency_ms"]
-    share = f"{s['requests'] / max(overall['requests'], 1):.1%}" if overall else "-"
-    errors = s["errors"]
-    if errors:
-        errors = f"{errors} ({', '.join(f'{k}: {v}' for k, v in s['error_kinds'].items())})"
-    return [
-        name,
-        share,
-        s["rate"],
-        lat["p50"],
-        lat["p95"],
-        lat["p99"],
-        lat["p999"],
-        lat["max"],
-        errors,
-        s["late_ms"]["p99"],
-    ]
-
-
-def _endpoint_table(part: dict[str, Any]) -> str:
-    rows = [_row(name, s, part["overall"]) for name, s in part["endpoints"].items()]
-    rows.append(_row("all", part["overall"], part["overall"]))
-    return report.table(
-        [
-            "endpoint",
-            "share",
-            "req/s",
-            "p50 ms",
-            "p95 ms",
-            "p99 ms",
-            "p99.9 ms",
-            "max ms",
-            "errors",
-            "late p99",
-        ],
-        rows,
-    )
+def reading(result: dict[str, Any], b: dict[str, float]) -> list[str]:
+    """What the numbers say about the measurement itself, in words."""
+    lines = []
+    edge_cores = result.get("cpu", {}).get("ours_cores", {}).get("edge")
+    overall = result.get("overall")
+    if overall and edge_cores:
+        per = edge_cores / max(overall["rate"], 1) * 1e6
+        result["edge_cpu_us_per_request"] = per
+        lines.append(f"the edge used {edge_cores:.2f} cores: {per:,.0f} us of CPU per request")
+    floor = result.get("floor")
+    if overall and floor:
+        f50, f99 = floor["latency_ms"]["p50"], floor["latency_ms"]["p99"]
+        e50, e99 = overall["latency_ms"]["p50"], overall["latency_ms"]["p99"]
+        lines.append(
+            f"floor: a bare 302 timed the same way at the same rate answers p50 {f50:.2f} / "
+            f"p99 {f99:.2f} ms; the edge with its stack adds p50 {e50 - f50:+.2f} / "
+            f"p99 {e99 - f99:+.2f} ms"
+        )
+        if f50 > b["p50_ms"] or f99 > b["p99_ms"]:
+            lines.append(
+                "  the floor itself is over the latency budget: this machine, as busy as it "
+                "was, cannot confirm the budget; read the edge against the floor"
+            )
+    if overall and overall["late_ms"]["p99"] > b["p99_ms"]:
+        lines.append(
+            f"the generator sent 1 % of requests over {overall['late_ms']['p99']:.0f} ms late: "
+            "it or the machine was saturated at times, and latencies include that"
+        )
+    return lines

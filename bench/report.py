@@ -79,6 +79,41 @@ def _note(check: Check) -> str:
     return f" ({check.note})" if check.note else ""
 
 
+STATS_HEADERS = [
+    "share",
+    "req/s",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "p99.9 ms",
+    "max ms",
+    "errors",
+    "sent late p99 ms",
+]
+
+
+def stats_row(name: str, s: dict[str, Any], overall: dict[str, Any] | None) -> list[object]:
+    """A row under STATS_HEADERS from loadgen.Stats.as_dict(); share of `overall`'s requests."""
+    lat = s["latency_ms"]
+    share = f"{s['requests'] / max(overall['requests'], 1):.1%}" if overall else "-"
+    errors: object = s["errors"]
+    if errors:
+        kinds = ", ".join(f"{k}: {v}" for k, v in s["error_kinds"].items())
+        errors = f"{errors} ({kinds})"
+    return [
+        name,
+        share,
+        s["rate"],
+        lat["p50"],
+        lat["p95"],
+        lat["p99"],
+        lat["p999"],
+        lat["max"],
+        errors,
+        s["late_ms"]["p99"],
+    ]
+
+
 # -- what else the machine was doing ---------------------------------------------------------
 
 

@@ -304,3 +304,129 @@ def bench_ceiling(
 
     cfg = ceiling.Config(rounds, seconds, connections, workers, tool)
     sys.exit(ceiling.measure(cfg, budgets.load(profile)["ceiling"], results_dir))
+
+
+@bench.command("ingest")
+@click.option(
+    "--clicks",
+    type=click.IntRange(1),
+    default=100_000,
+    show_default=True,
+    help="Backlog for the throughput phase.",
+)
+@click.option(
+    "--lag-rate", type=click.FloatRange(min=1), help="Clicks/s for the lag phase [budget: 2,000]."
+)
+@click.option("--lag-seconds", type=click.FloatRange(min=1), default=30.0, show_default=True)
+@click.option(
+    "--flush-ms",
+    type=click.FloatRange(min=1),
+    default=50.0,
+    show_default=True,
+    help="The edge flush interval imitated in the lag phase.",
+)
+@target_options
+def bench_ingest(**kw: Any) -> None:
+    """Click ingest into PostgreSQL: lag at a fixed rate, throughput from a backlog."""
+    _need_bench()
+    from bench import ingest
+
+    if kw["edge_url"] or kw["control_url"]:
+        raise click.UsageError("the ingest bench needs --dev-json (database and Redis URLs)")
+    cfg = ingest.Config(
+        clicks=kw["clicks"],
+        lag_rate=kw["lag_rate"],
+        lag_seconds=kw["lag_seconds"],
+        flush_ms=kw["flush_ms"],
+        profile=kw["profile"],
+        settings=_settings(kw["settings"]),
+        target=_target(kw["dev_json"], None, None, None),
+        results_dir=kw["results_dir"],
+    )
+    sys.exit(ingest.run(cfg, click.echo))
+
+
+@bench.command("bulk")
+@click.option("--rounds", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--size", type=click.IntRange(1, 1000), help="Links a call [budget: 1,000].")
+@target_options
+def bench_bulk(**kw: Any) -> None:
+    """Bulk create: one call of 1,000 links, timed over HTTP (median of the rounds)."""
+    _need_bench()
+    from bench import bulk_create
+
+    cfg = bulk_create.Config(
+        rounds=kw["rounds"],
+        size=kw["size"],
+        profile=kw["profile"],
+        settings=_settings(kw["settings"]),
+        target=_target(kw["dev_json"], kw["edge_url"], kw["control_url"], kw["api_key"]),
+        results_dir=kw["results_dir"],
+    )
+    sys.exit(bulk_create.run(cfg, click.echo))
+
+
+@bench.command("webhooks")
+@click.option(
+    "--events", type=click.IntRange(1), default=5000, show_default=True, help="Events in the burst."
+)
+@click.option(
+    "--paced-rate",
+    type=click.FloatRange(min=1),
+    default=100.0,
+    show_default=True,
+    help="Events/s while timing first attempts.",
+)
+@click.option("--paced-seconds", type=click.FloatRange(min=1), default=20.0, show_default=True)
+@target_options
+def bench_webhooks(**kw: Any) -> None:
+    """Webhook deliveries/s to a fast local receiver; event -> first attempt latency."""
+    _need_bench()
+    from bench import webhooks
+
+    cfg = webhooks.Config(
+        events=kw["events"],
+        paced_rate=kw["paced_rate"],
+        paced_seconds=kw["paced_seconds"],
+        profile=kw["profile"],
+        settings=_settings(kw["settings"]),
+        target=_target(kw["dev_json"], kw["edge_url"], kw["control_url"], kw["api_key"]),
+        results_dir=kw["results_dir"],
+    )
+    sys.exit(webhooks.run(cfg, click.echo))
+
+
+@bench.command("api")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.1),
+    default=50.0,
+    show_default=True,
+    help="API requests/s, fixed.",
+)
+@click.option("--duration", type=click.FloatRange(min=1), default=30.0, show_default=True)
+@click.option("--warmup", type=click.FloatRange(min=0), default=5.0, show_default=True)
+@click.option(
+    "--links",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="Links seeded first, for reads and analytics.",
+)
+@target_options
+def bench_api(**kw: Any) -> None:
+    """Integrators on the management API: single and bulk creates, reads, analytics."""
+    _need_bench()
+    from bench import api
+
+    cfg = api.Config(
+        rate=kw["rate"],
+        duration_s=kw["duration"],
+        warmup_s=kw["warmup"],
+        links=kw["links"],
+        profile=kw["profile"],
+        settings=_settings(kw["settings"]),
+        target=_target(kw["dev_json"], kw["edge_url"], kw["control_url"], kw["api_key"]),
+        results_dir=kw["results_dir"],
+    )
+    sys.exit(api.run(cfg, click.echo))

@@ -1,0 +1,292 @@
+"""`ricochet bench webhooks`: signed deliveries per second to a fast local receiver, and how
+soon after its event each first attempt arrives.
+
+Only the webhook endpoints API is used (the delivery engine behind it may change): an
+endpoint subscribed to `link.created` points at bench/receiver.py on 127.0.0.1 (the stack
+needs RICOCHET_ALLOW_PRIVATE_DESTINATIONS, which a bench-owned stack sets), and links
+created through the bulk API are the events.
+
+1. Burst (budget: >= 1,000 deliveries/s): N events as fast as bulk calls make them;
+   deliveries/s = deliveries / (last arrival - first arrival).
+2. Paced (budget: first attempt p95 <= 2 s): events at a steady rate well within
+   capacity; for each, its arrival minus the envelope's `created_at`.
+
+The receiver answers 204 to everything, so every delivery counted is a first attempt;
+duplicates (at-least-once) are counted apart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+
+from bench import budgets, report, seed
+from bench.budgets import Check
+from bench.stack import ROOT, LocalStack, Target, bench_env
+from ricochet import procs
+
+Say = Callable[[str], None]
+Arrival = tuple[float, str, str, float, str, str]  # as bench/receiver.py answers
+WAIT_CAP_S = 600.0
+
+
+@dataclass(frozen=True)
+class Config:
+    events: int = 5000  # burst
+    paced_rate: float = 100.0  # events/s
+    paced_seconds: float = 20.0
+    profile: str = "full"
+    settings: dict[str, str] = field(default_factory=dict)
+    target: Target | None = None
+    results_dir: Path = report.RESULTS_DIR
+
+
+class Receiver:
+    def __init__(self, workdir: Path) -> None:
+        self.port = procs.free_port(None)
+        argv = [sys.executable, "-m", "bench.serve", "bench.receiver:create_app"]
+        self.log = workdir / "receiver.log"
+        self.proc = procs.spawn(
+            [*argv, str(self.port), "1"], log=self.log, env=bench_env(), cwd=ROOT
+        )
+        if not procs.wait_port(self.port, time.monotonic() + 30, self.proc):
+            raise RuntimeError(f"the receiver did not start:\n{procs.tail(self.log)}")
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+
+    def arrivals(self, prefix: str) -> list[Arrival]:
+        """Deliveries of link.created events for links whose slug starts with `prefix`."""
+        rows = httpx.get(f"http://127.0.0.1:{self.port}/_arrivals", timeout=30).json()
+        return [
+            (float(r[0]), str(r[1]), str(r[2]), float(r[3]), str(r[4]), str(r[5]))
+            for r in rows
+            if str(r[4]).startswith(prefix)
+        ]
+
+    def wait_for(self, prefix: str, count: int, idle_s: float = 15.0) -> list[Arrival]:
+        """Until `count` events arrived, or none arrived for `idle_s` (stalled or lost), or
+        WAIT_CAP_S passed: a slow engine is measured, never waited on forever."""
+        now = time.monotonic()
+        deadline, progress, seen = now + WAIT_CAP_S, now, 0
+        while True:
+            got = self.arrivals(prefix)
+            events = len({a[1] for a in got})
+            now = time.monotonic()
+            if events > seen:
+                seen, progress = events, now
+            if events >= count or now - progress > idle_s or now > deadline:
+                return got
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        procs.stop(self.proc)
+
+
+def _create(http: httpx.Client, target: Target, slugs: list[str]) -> None:
+    items = [{"destination": f"https://hooks.example/{s}", "slug": s} for s in slugs]
+    response = http.post(
+        f"{target.control_url}/api/v1/links/bulk", json={"items": items}, headers=target.auth
+    )
+    if response.status_code != 200 or response.json()["created"] != len(slugs):
+        raise RuntimeError(f"bulk create: {response.status_code} {response.text[:300]}")
+
+
+def _burst(
+    http: httpx.Client, target: Target, receiver: Receiver, prefix: str, n: int, say: Say
+) -> dict[str, Any]:
+    say(f"  burst: {n:,} link.created events from bulk calls of {seed.BULK_MAX:,}")
+    started = time.time()
+    for start in range(0, n, seed.BULK_MAX):
+        _create(http, target, [f"{prefix}{i}" for i in range(start, min(n, start + seed.BULK_MAX))])
+    created_s = time.time() - started
+    got = receiver.wait_for(prefix, n)
+    events = {a[1] for a in got}
+    arrived = sorted(a[0] for a in got)
+    first_created = min((a[3] for a in got), default=started)
+    span = arrived[-1] - arrived[0] if len(arrived) > 1 else 0.0
+    return {
+        "events": n,
+        "create_seconds": created_s,
+        "delivered_events": len(events),
+        "deliveries": len(got),
+        "duplicates": len(got) - len(events),
+        "deliveries_per_s": len(got) / span if span > 0 else 0.0,
+        "end_to_end_per_s": len(got) / (arrived[-1] - first_created) if arrived else 0.0,
+        "first_attempt_s": report.summary(a[0] - a[3] for a in got),
+    }
+
+
+def _paced(
+    http: httpx.Client,
+    target: Target,
+    receiver: Receiver,
+    prefix: str,
+    rate: float,
+    seconds: float,
+    say: Say,
+) -> dict[str, Any]:
+    tick = 0.1  # a bulk call every tick, as an integration syncing a campaign would
+    per_tick = max(1, round(rate * tick))
+    say(f"  paced: {per_tick / tick:,.0f} events/s for {seconds:.0f} s")
+    start = time.time()
+    n = 0
+    ticks = 0
+    while (due := start + ticks * tick) < start + seconds:
+        time.sleep(max(0.0, due - time.time()))
+        _create(http, target, [f"{prefix}{n + i}" for i in range(per_tick)])
+        n += per_tick
+        ticks += 1
+    got = receiver.wait_for(prefix, n)
+    firsts: dict[str, Arrival] = {}
+    for a in sorted(got):
+        firsts.setdefault(a[1], a)
+    return {
+        "rate": per_tick / tick,
+        "seconds": seconds,
+        "events": n,
+        "delivered_events": len(firsts),
+        "duplicates": len(got) - len(firsts),
+        "first_attempt_s": report.summary(a[0] - a[3] for a in firsts.values()),
+    }
+
+
+@contextlib.contextmanager
+def _target(cfg: Config) -> Iterator[tuple[Target, LocalStack | None]]:
+    if cfg.target is not None:
+        yield cfg.target, None
+        return
+    stack = LocalStack(cfg.settings)
+    with stack as target:
+        yield target, stack
+
+
+def run(cfg: Config, say: Say = print) -> int:
+    import shutil
+    import tempfile
+
+    budget = budgets.load(cfg.profile)["webhooks"]
+    workdir = Path(tempfile.mkdtemp(prefix="ricochet-bench-webhooks-"))
+    run_id = uuid.uuid4().hex[:6]
+    result: dict[str, Any] = {}
+    say("starting the stack ..." if cfg.target is None else "using the given stack ...")
+    try:
+        with _target(cfg) as (target, stack), httpx.Client(timeout=120) as http:
+            receiver = Receiver(workdir)
+            try:
+                hook = http.post(
+                    f"{target.control_url}/api/v1/webhooks",
+                    json={
+                        "url": receiver.url,
+                        "event_types": ["link.created"],
+                        "description": "ricochet bench webhooks",
+                    },
+                    headers=target.auth,
+                )
+                if hook.status_code != 201:
+                    raise RuntimeError(
+                        f"creating the webhook: {hook.status_code} {hook.text[:300]}"
+                    )
+                hook_id = hook.json()["id"]
+                try:
+                    _create(http, target, [f"wh{run_id}w{i}" for i in range(20)])
+                    if len(receiver.wait_for(f"wh{run_id}w", 20, idle_s=60)) < 20:
+                        raise RuntimeError("warm-up: 20 deliveries did not arrive")
+                    watch = report.CpuWatch()
+                    watch.start()
+                    result["burst"] = _burst(
+                        http, target, receiver, f"wh{run_id}b", cfg.events, say
+                    )
+                    result["paced"] = _paced(
+                        http,
+                        target,
+                        receiver,
+                        f"wh{run_id}p",
+                        cfg.paced_rate,
+                        cfg.paced_seconds,
+                        say,
+                    )
+                    result["cpu"] = watch.stop(stack.pids() if stack else {})
+                finally:
+                    http.delete(
+                        f"{target.control_url}/api/v1/webhooks/{hook_id}", headers=target.auth
+                    )
+            finally:
+                receiver.stop()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    result["config"] = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "target"}
+    result["config"]["results_dir"] = str(cfg.results_dir)
+    found = checks(result, budget)
+    say("")
+    say(render(result))
+    say("")
+    say(report.checks_table(found))
+    say("")
+    say(report.describe_cpu(result["cpu"]))
+    result["checks"] = found
+    result["ok"] = budgets.all_ok(found)
+    path = report.write("webhooks", result, cfg.results_dir)
+    say(f"\nwritten {path}")
+    return 0 if result["ok"] else 1
+
+
+def checks(result: dict[str, Any], budget: dict[str, float]) -> list[Check]:
+    burst, paced = result["burst"], result["paced"]
+    missing = (
+        burst["events"] - burst["delivered_events"] + paced["events"] - paced["delivered_events"]
+    )
+    return [
+        Check(
+            "deliveries/s (burst)",
+            burst["deliveries_per_s"],
+            budget["deliveries_per_s"],
+            ">=",
+            "/s",
+        ),
+        Check(
+            f"first attempt p95 at {paced['rate']:,.0f}/s",
+            paced["first_attempt_s"]["p95"],
+            budget["first_attempt_p95_s"],
+            "<=",
+            " s",
+        ),
+        Check("events never delivered", missing, 0, "<="),
+    ]
+
+
+def render(result: dict[str, Any]) -> str:
+    burst, paced = result["burst"], result["paced"]
+    rows = []
+    for name, part in (
+        (f"burst of {burst['events']:,}", burst),
+        (f"paced {paced['rate']:,.0f}/s", paced),
+    ):
+        s = part["first_attempt_s"]
+        rows.append(
+            [
+                name,
+                part["delivered_events"],
+                part["duplicates"],
+                s["p50"],
+                s["p95"],
+                s["p99"],
+                s["max"],
+            ]
+        )
+    return "\n".join(
+        [
+            f"webhook deliveries: {burst['deliveries_per_s']:,.0f}/s first to last arrival "
+            f"({burst['end_to_end_per_s']:,.0f}/s from the first event; its {burst['events']:,} "
+            f"events were created in {burst['create_seconds']:.1f} s)",
+            "event created_at -> first attempt arriving, seconds:",
+            report.table(["phase", "delivered", "duplicates", "p50", "p95", "p99", "max"], rows),
+        ]
+    )
