@@ -69,10 +69,17 @@ def _cell(value: object) -> str:
 def checks_table(checks: Sequence[Check]) -> str:
     rows = []
     for check in checks:
-        measured = "n/a" if check.measured is None else _cell(check.measured) + check.unit
-        limit = f"{check.op} {_cell(check.limit)}{check.unit}"
+        measured = "n/a" if check.measured is None else _count(check.measured) + check.unit
+        limit = f"{check.op} {_count(check.limit)}{check.unit}"
         rows.append([check.name, measured, limit, check.verdict + _note(check)])
     return table(["budget", "measured", "limit", "verdict"], rows)
+
+
+def _count(value: float) -> str:
+    """Whole numbers (errors, clicks) without decimals; anything else as a cell."""
+    if float(value).is_integer() and abs(value) < 1000:
+        return str(int(value))
+    return _cell(float(value))
 
 
 def _note(check: Check) -> str:
@@ -248,18 +255,18 @@ def write(kind: str, payload: dict[str, Any], results_dir: Path = RESULTS_DIR) -
     path = results_dir / f"{kind}-{now.strftime('%Y%m%d-%H%M%S')}.json"
     body = {"bench": kind, "date": now.isoformat(timespec="seconds"), "machine": machine()}
     body.update(payload)
-    path.write_text(json.dumps(_clean(body), indent=2, allow_nan=False) + "\n")
+    path.write_text(json.dumps(jsonable(body), indent=2, allow_nan=False) + "\n")
     return path
 
 
-def _clean(value: object) -> object:
+def jsonable(value: object) -> object:
     """JSON has no NaN (an empty percentile) and no Check: null and plain dicts instead."""
     if isinstance(value, Check):
-        return _clean(value.as_dict())
+        return jsonable(value.as_dict())
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
