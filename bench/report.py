@@ -131,6 +131,8 @@ def _hint(cmdline: list[str], name: str) -> str:
     """A short, secret-free description of a process: `python -m pytest tests/unit`."""
     if not cmdline:
         return name
+    if any("exec(eval(sys.stdin.readline()))" in arg for arg in cmdline):
+        return "pytest-xdist worker"  # execnet's bootstrap: what `pytest -n` runs tests in
     words = [Path(cmdline[0]).name]
     for arg in cmdline[1:]:
         if len(words) >= 4:

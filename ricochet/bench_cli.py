@@ -430,3 +430,57 @@ def bench_api(**kw: Any) -> None:
         results_dir=kw["results_dir"],
     )
     sys.exit(api.run(cfg, click.echo))
+
+
+@bench.command("all")
+@click.option("--profile", type=_PROFILES, default="full", show_default=True)
+@click.option(
+    "--results-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=ROOT / "bench" / "results",
+    help="[bench/results]",
+)
+def bench_all(profile: str, results_dir: Path) -> None:
+    """Every bench with its defaults, one after another (each on a stack of its own),
+    then one line per bench: what the budget says about this machine."""
+    _need_bench()
+    from bench import api, bulk_create, ingest, redirect, webhooks
+
+    runs: list[tuple[str, Callable[[], int]]] = [
+        (
+            "redirect",
+            lambda: redirect.run(
+                redirect.Config(profile=profile, results_dir=results_dir), click.echo
+            ),
+        ),
+        (
+            "ingest",
+            lambda: ingest.run(ingest.Config(profile=profile, results_dir=results_dir), click.echo),
+        ),
+        (
+            "bulk",
+            lambda: bulk_create.run(
+                bulk_create.Config(profile=profile, results_dir=results_dir), click.echo
+            ),
+        ),
+        (
+            "webhooks",
+            lambda: webhooks.run(
+                webhooks.Config(profile=profile, results_dir=results_dir), click.echo
+            ),
+        ),
+        ("api", lambda: api.run(api.Config(profile=profile, results_dir=results_dir), click.echo)),
+    ]
+    codes = {}
+    for name, go in runs:
+        click.echo(f"\n=== ricochet bench {name} ===")
+        try:
+            codes[name] = go()
+        except Exception as exc:  # one broken bench must not hide the others' results
+            click.echo(f"ricochet bench {name} could not run: {exc}", err=True)
+            codes[name] = 2
+    click.echo("\n=== summary ===")
+    words = {0: "every budget met", 1: "BUDGET MISSED", 2: "COULD NOT RUN"}
+    for name, code in codes.items():
+        click.echo(f"  {name:<9} {words.get(code, code)}")
+    sys.exit(max(codes.values()))
