@@ -65,7 +65,8 @@ def _describe(exc: BaseException) -> str:
         exc = exc.args[0]
     # pika's connection errors often have an empty str(); their args say what happened.
     text = str(exc) or "; ".join(str(a) for a in exc.args) or repr(exc)
-    return f"{type(exc).__name__}: {text}"
+    name = type(exc).__name__
+    return text if text.startswith(name) else f"{name}: {text}"
 
 
 def make_broker(settings: ControlSettings) -> Broker:

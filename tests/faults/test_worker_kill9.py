@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import dramatiq
 import msgspec
 import pika
 import pytest
@@ -145,9 +146,10 @@ def test_a_worker_killed_mid_delivery_is_replaced_and_the_delivery_completes(
     delivery_id = run(delivery())
     env = _env(settings)
     procs = [_start("relay", env, tmp_path, 1), _start("worker", env, tmp_path, 1)]
+    broker: dramatiq.Broker | None = None
     try:
         # And a worker in the middle of delivering it (the receiver holds the request)
-        actors.configure(settings)
+        broker = actors.configure(settings)
         actors.enqueue([delivery_id])
         deadline = time.monotonic() + 20
         while not receiver.requests:
@@ -177,6 +179,8 @@ def test_a_worker_killed_mid_delivery_is_replaced_and_the_delivery_completes(
         recovered_s = time.monotonic() - killed_at
     finally:
         actors._actor = actors._runtime = None
+        if broker is not None:
+            broker.close()  # its connections, or they leak into later tests
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()

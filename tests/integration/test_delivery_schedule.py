@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import dramatiq
 import msgspec
 import pytest
 import redis as sync_redis
@@ -160,6 +161,7 @@ def test_always_503_attempts_land_on_the_scaled_schedule_then_one_dead_letter(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+    broker: dramatiq.Broker | None = None
     try:
         deadline = time.monotonic() + 30
         while not ready.exists():
@@ -168,7 +170,7 @@ def test_always_503_attempts_land_on_the_scaled_schedule_then_one_dead_letter(
             time.sleep(0.02)
 
         # When the delivery is enqueued
-        actors.configure(cfg)
+        broker = actors.configure(cfg)
         actors.enqueue([delivery_id])
 
         # Then it is attempted until it is dead
@@ -180,6 +182,8 @@ def test_always_503_attempts_land_on_the_scaled_schedule_then_one_dead_letter(
         time.sleep(2 * delays[0])  # would a seventh attempt come?
     finally:
         actors._actor = actors._runtime = None
+        if broker is not None:
+            broker.close()  # its connections, or they leak into later tests
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
     assert code == 0, log.read_text()
