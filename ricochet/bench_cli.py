@@ -373,9 +373,7 @@ def bench_bulk(**kw: Any) -> None:
 @click.option(
     "--paced-rate",
     type=click.FloatRange(min=1),
-    default=100.0,
-    show_default=True,
-    help="Events/s while timing first attempts.",
+    help="Events/s while timing first attempts [half the burst's rate, at most 100].",
 )
 @click.option("--paced-seconds", type=click.FloatRange(min=1), default=20.0, show_default=True)
 @target_options
