@@ -25,7 +25,7 @@ from bench.budgets import Check
 from bench.stack import ROOT, LocalStack, Target
 
 Say = Callable[[str], None]
-PER_USER_RATE = 5.0  # an integration is a few workers each making a call now and then
+PER_USER_RATE = 1.0  # one call a second per user: a slow answer stalls little of the rate
 
 
 @dataclass(frozen=True)

@@ -404,6 +404,18 @@ def reading(result: dict[str, Any], b: dict[str, float]) -> list[str]:
                 "  the floor itself is over the latency budget: this machine, as busy as it "
                 "was, cannot confirm the budget; read the edge against the floor"
             )
+    steps = result.get("steps")
+    if steps:
+        within = [
+            s["target_rate"]
+            for s in steps
+            if s["rate"] >= s["target_rate"] * b["min_rate_fraction"]
+            and s["latency_ms"]["p50"] <= b["p50_ms"]
+            and s["latency_ms"]["p99"] <= b["p99_ms"]
+            and not s["errors"]
+        ]
+        best = f"{max(within):,.0f} req/s" if within else "none"
+        lines.append(f"highest step delivered within the latency budget: {best}")
     if overall and overall["late_ms"]["p99"] > b["p99_ms"]:
         lines.append(
             f"the generator sent 1 % of requests over {overall['late_ms']['p99']:.0f} ms late: "
