@@ -133,7 +133,9 @@ def _hint(cmdline: list[str], name: str) -> str:
         return name
     if any("exec(eval(sys.stdin.readline()))" in arg for arg in cmdline):
         return "pytest-xdist worker"  # execnet's bootstrap: what `pytest -n` runs tests in
-    words = [Path(cmdline[0]).name]
+    words = [Path(cmdline[0]).name.split(":")[0]]  # "postgres: user db addr state" -> postgres
+    if len(cmdline) == 1:
+        return words[0]
     for arg in cmdline[1:]:
         if len(words) >= 4:
             break
@@ -153,16 +155,19 @@ class CpuWatch:
 
     started: float = 0.0
     _before: dict[int, tuple[float, str]] = field(default_factory=dict)
+    _machine_before: tuple[float, float] = (0.0, 0.0)
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def start(self) -> None:
         self._before = _cpu_by_pid()
+        self._machine_before = _machine_busy()
         self.load_before = os.getloadavg()
         self.started = time.monotonic()
 
     def stop(self, roles: dict[str, set[int]]) -> dict[str, Any]:
         seconds = max(time.monotonic() - self.started, 1e-6)
         after = _cpu_by_pid()
+        busy, steal = (a - b for a, b in zip(_machine_busy(), self._machine_before, strict=True))
         mine = os.getpid()
         ours = {mine} | {p.pid for p in _descendants(mine)}
         used: dict[str, float] = {role: 0.0 for role in roles}
@@ -183,6 +188,10 @@ class CpuWatch:
         return {
             "seconds": seconds,
             "cores": psutil.cpu_count() or 0,
+            # Every CPU second on the machine, short-lived processes included (a test run
+            # starts many; they never show up in the per-process figures).
+            "machine_busy_cores": busy / seconds,
+            "steal_cores": steal / seconds,
             "load_avg_before": list(self.load_before),
             "load_avg_after": list(os.getloadavg()),
             "ours_cores": {role: cpu / seconds for role, cpu in used.items()},
@@ -203,6 +212,14 @@ def _descendants(pid: int) -> list[psutil.Process]:
     return children
 
 
+def _machine_busy() -> tuple[float, float]:
+    """CPU seconds the whole machine spent busy, and stolen by the hypervisor, so far."""
+    t = psutil.cpu_times()
+    steal = getattr(t, "steal", 0.0)
+    idle = t.idle + getattr(t, "iowait", 0.0)
+    return sum(t) - idle - steal, steal
+
+
 def _cpu_by_pid() -> dict[int, tuple[float, str]]:
     out = {}
     for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
@@ -219,8 +236,10 @@ def describe_cpu(cpu: dict[str, Any]) -> str:
     ours = ", ".join(f"{role} {cores:.2f}" for role, cores in cpu["ours_cores"].items() if cores)
     lines = [
         f"cpu over {cpu['seconds']:.0f} s on {cpu['cores']} cores (in cores): {ours}; "
-        f"other processes {cpu['others_cores']:.2f}; load avg "
-        f"{cpu['load_avg_before'][0]:.2f} -> {cpu['load_avg_after'][0]:.2f}"
+        f"other processes {cpu['others_cores']:.2f}; the whole machine busy "
+        f"{cpu['machine_busy_cores']:.2f} of {cpu['cores']}"
+        + (f" (+{cpu['steal_cores']:.2f} stolen)" if cpu["steal_cores"] >= 0.01 else "")
+        + f"; load avg {cpu['load_avg_before'][0]:.2f} -> {cpu['load_avg_after'][0]:.2f}"
     ]
     for other in cpu["others_top"]:
         lines.append(f"  also running: {other['process']} ({other['cores']:.2f} cores)")
