@@ -37,12 +37,13 @@ class Config:
 
 
 @contextlib.contextmanager
-def _target(cfg: Config) -> Iterator[Target]:
+def _target(cfg: Config) -> Iterator[tuple[Target, LocalStack | None]]:
     if cfg.target is not None:
-        yield cfg.target
+        yield cfg.target, None
         return
-    with LocalStack(cfg.settings) as target:
-        yield target
+    stack = LocalStack(cfg.settings)
+    with stack as target:
+        yield target, stack
 
 
 def measure(target: Target, rounds: int, size: int, say: Say) -> list[float]:
@@ -66,9 +67,12 @@ def run(cfg: Config, say: Say = print) -> int:
     budget = budgets.load(cfg.profile)["bulk"]
     size = cfg.size or int(budget["size"])
     say("starting the stack ..." if cfg.target is None else "using the given stack ...")
-    with _target(cfg) as target:
+    with _target(cfg) as (target, stack):
         measure(target, 1, size, lambda _: None)  # warm-up: pools, caches, code paths
+        watch = report.CpuWatch()
+        watch.start()
         timings = measure(target, cfg.rounds, size, say)
+        cpu = watch.stop(stack.pids() if stack else {})
     median = statistics.median(timings)
     result: dict[str, Any] = {
         "size": size,
@@ -77,6 +81,7 @@ def run(cfg: Config, say: Say = print) -> int:
         "best_s": min(timings),
         "worst_s": max(timings),
         "links_per_s": size / median,
+        "cpu": cpu,
         "config": {
             **{k: v for k, v in dataclasses.asdict(cfg).items() if k != "target"},
             "results_dir": str(cfg.results_dir),
@@ -91,6 +96,8 @@ def run(cfg: Config, say: Say = print) -> int:
     )
     say("")
     say(report.checks_table(found))
+    say("")
+    say(report.describe_cpu(cpu))
     result["checks"] = found
     result["ok"] = budgets.all_ok(found)
     path = report.write("bulk_create", result, cfg.results_dir)

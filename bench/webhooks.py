@@ -161,6 +161,16 @@ def _paced(
     }
 
 
+def _drain(http: httpx.Client, target: Target, receiver: Receiver, run_id: str) -> float:
+    """Seconds until one more event arrives after the burst. Whatever the burst left in the
+    engine's queue (the reconciler may re-enqueue deliveries that were only waiting) is
+    ahead of it, so the paced phase then starts on an idle engine."""
+    started = time.time()
+    _create(http, target, [f"wh{run_id}d"])
+    receiver.wait_for(f"wh{run_id}d", 1, idle_s=WAIT_CAP_S)
+    return time.time() - started
+
+
 @contextlib.contextmanager
 def _target(cfg: Config) -> Iterator[tuple[Target, LocalStack | None]]:
     if cfg.target is not None:
@@ -207,6 +217,7 @@ def run(cfg: Config, say: Say = print) -> int:
                     result["burst"] = _burst(
                         http, target, receiver, f"wh{run_id}b", cfg.events, say
                     )
+                    result["burst"]["drain_s"] = _drain(http, target, receiver, run_id)
                     # Latency is timed within capacity: a backlog would only measure its length.
                     paced_rate = cfg.paced_rate or max(
                         1.0, min(AUTO_PACED_MAX, result["burst"]["deliveries_per_s"] / 2)
@@ -292,7 +303,8 @@ def render(result: dict[str, Any]) -> str:
         [
             f"webhook deliveries: {burst['deliveries_per_s']:,.0f}/s first to last arrival "
             f"({burst['end_to_end_per_s']:,.0f}/s from the first event; its {burst['events']:,} "
-            f"events were created in {burst['create_seconds']:.1f} s)",
+            f"events were created in {burst['create_seconds']:.1f} s); one more event "
+            f"after the burst arrived {burst['drain_s']:.1f} s later",
             "event created_at -> first attempt arriving, seconds:",
             report.table(["phase", "delivered", "duplicates", "p50", "p95", "p99", "max"], rows),
         ]
