@@ -132,10 +132,34 @@ def bench() -> None:
     show_default=True,
     help="A fixed rate, or a step ramp to find the knee.",
 )
-@click.option("--ramp-start", type=float, default=500.0, show_default=True)
-@click.option("--ramp-step", type=float, default=500.0, show_default=True)
-@click.option("--ramp-steps", type=click.IntRange(1), default=8, show_default=True)
-@click.option("--step-seconds", type=click.FloatRange(min=2), default=10.0, show_default=True)
+@click.option(
+    "--ramp-start",
+    type=click.FloatRange(min=1),
+    default=500.0,
+    show_default=True,
+    help="Ramp: visits/s of the first step.",
+)
+@click.option(
+    "--ramp-step",
+    type=click.FloatRange(min=0),
+    default=500.0,
+    show_default=True,
+    help="Ramp: visits/s added at each step.",
+)
+@click.option(
+    "--ramp-steps",
+    type=click.IntRange(1),
+    default=8,
+    show_default=True,
+    help="Ramp: number of steps.",
+)
+@click.option(
+    "--step-seconds",
+    type=click.FloatRange(min=2),
+    default=10.0,
+    show_default=True,
+    help="Ramp: seconds each step lasts.",
+)
 @click.option(
     "--links",
     type=click.IntRange(1),
