@@ -146,7 +146,8 @@ def _tree(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
     return [parent, *parent.children(recursive=True)]
 
 
-def _cpu_s(proc: subprocess.Popen[bytes]) -> float:
+def cpu_seconds(proc: subprocess.Popen[bytes]) -> float:
+    """CPU seconds used so far by a server and its workers."""
     total = 0.0
     for p in _tree(proc):
         try:
@@ -221,9 +222,9 @@ def run(cfg: Config, workdir: Path, say: Any = print) -> dict[str, Any]:
         for r in range(cfg.rounds):
             for name in SERVERS:
                 client.delete(*click_streams(4))  # the captured clicks: nobody ingests them
-                before, started = _cpu_s(servers[name]), time.monotonic()
+                before, started = cpu_seconds(servers[name]), time.monotonic()
                 result = _drive(tool, ports[name], cfg.seconds, cfg, workdir, f"ceiling-{name}")
-                busy = (_cpu_s(servers[name]) - before) / (time.monotonic() - started)
+                busy = (cpu_seconds(servers[name]) - before) / (time.monotonic() - started)
                 result["server_cpu"] = busy / cfg.workers
                 rounds[name].append(result)
                 say(

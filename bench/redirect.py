@@ -262,10 +262,14 @@ def _floor(cfg: Config, steps: list[loadgen.Step], processes: int, workdir: Path
             per_user_rate=cfg.per_user_rate,
             env={"BENCH_MIX": json.dumps({"hot": "/hot", "host": "localhost"})},
         )
+        before = ceiling.cpu_seconds(bare)
         run_ = loadgen.run(plan, workdir)
+        used = ceiling.cpu_seconds(bare) - before
     finally:
         procs.stop(bare)
-    return _fixed(cfg, run_, steps[-1].rate)["overall"]  # type: ignore[no-any-return]
+    floor: dict[str, Any] = _fixed(cfg, run_, steps[-1].rate)["overall"]
+    floor["cpu_us_per_request"] = used / max(len(run_.samples.t), 1) * 1e6
+    return floor
 
 
 def _edge_metrics(edge_url: str) -> dict[str, float]:

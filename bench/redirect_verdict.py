@@ -112,7 +112,12 @@ def reading(result: dict[str, Any], b: dict[str, float]) -> list[str]:
     if overall and edge_cores:
         per = edge_cores / max(overall["rate"], 1) * 1e6
         result["edge_cpu_us_per_request"] = per
-        lines.append(f"the edge used {edge_cores:.2f} cores: {per:,.0f} us of CPU per request")
+        line = f"the edge used {edge_cores:.2f} cores: {per:,.0f} us of CPU per request"
+        if result.get("floor", {}).get("cpu_us_per_request"):
+            line += (
+                f" (the bare 302 at the same rate: {result['floor']['cpu_us_per_request']:,.0f} us)"
+            )
+        lines.append(line)
     floor = result.get("floor")
     if overall and floor:
         f50, f99 = floor["latency_ms"]["p50"], floor["latency_ms"]["p99"]
