@@ -59,7 +59,9 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 def all_models() -> MetaData:
     """Import every model module so the metadata is complete (for Alembic)."""
     from control.clicks import models as _clicks
+    from control.conversions import models as _conversions
     from control.delivery import models as _delivery
+    from control.destinations import models as _destinations
     from control.domains import models as _domains
     from control.events import models as _events
     from control.idempotency import models as _idempotency
@@ -73,5 +75,5 @@ def all_models() -> MetaData:
     from control.workspaces import models as _workspaces
 
     del _clicks, _domains, _events, _idempotency, _keys, _links, _outbox
-    del _presets, _spaces, _tags, _workspaces, _delivery, _webhooks
+    del _presets, _spaces, _tags, _workspaces, _delivery, _webhooks, _conversions, _destinations
     return Base.metadata

@@ -6,7 +6,6 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from control.clicks.partitions import NAME as CLICK_PARTITION
-from control.conversions import models as _conversions  # noqa: F401 - registers its tables
 from control.db import all_models
 
 config = context.config
