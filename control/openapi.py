@@ -14,6 +14,26 @@ from starlette.routing import Route
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 REF = "#/components/schemas/{name}"
+SECURITY_SCHEMES: dict[str, dict[str, str]] = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A workspace API key (ric_…).",
+    },
+    "installationToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An installation token for Zapier, Make or n8n: it reaches only the "
+        "/api/v1/hooks routes, with the hooks:read / hooks:write scopes it was given.",
+    },
+    "conversionSignature": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Nim-Signature",
+        "description": 'v1=<hex HMAC-SHA256 of "{X-Nim-Timestamp}.{raw body}"> with the '
+        "workspace's conversion secret; X-Nim-Timestamp (unix seconds) is required too.",
+    },
+}
 
 
 class Problem(msgspec.Struct):
@@ -44,6 +64,8 @@ class Operation:
     media_types: tuple[str, ...] = ()
     # A non-JSON request body (e.g. text/csv), taken as a string, when `body` is None.
     request_media_type: str | None = None
+    # Which credential the route takes: a key of SECURITY_SCHEMES.
+    security: str = "bearer"
 
     def route(self) -> Route:
         return Route(self.path, self.endpoint, methods=[self.method])
@@ -74,7 +96,9 @@ def document(operations: Sequence[Operation], title: str, version: str) -> dict[
         if parameters:
             item["parameters"] = parameters
         if op.scope:
-            item["security"] = [{"bearer": [op.scope]}]
+            item["security"] = [{op.security: [op.scope]}]
+        elif op.security != "bearer":
+            item["security"] = [{op.security: []}]
         if op.body is not None:
             item["requestBody"] = {
                 "required": True,
@@ -115,13 +139,7 @@ def document(operations: Sequence[Operation], title: str, version: str) -> dict[
         "paths": paths,
         "components": {
             "schemas": components,
-            "securitySchemes": {
-                "bearer": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "A workspace API key (ric_…).",
-                }
-            },
+            "securitySchemes": SECURITY_SCHEMES,
         },
     }
 

@@ -176,6 +176,7 @@ OPERATIONS = [
         body=ConversionEvent,
         response=ConversionOut,
         status=201,
+        security="conversionSignature",
         errors=(401, 403, 404, 409, 413),
         params={"workspace_id": "The workspace's id."},
     ),

@@ -116,9 +116,29 @@ def test_a_scoped_operation_documents_its_scope_and_401_403(
     # Given an operation that needs a scope / When documented
     item = spec["paths"][op.path][op.method.lower()]
 
-    # Then it names the bearer scope and the auth failures
-    assert item["security"] == [{"bearer": [op.scope]}]
+    # Then it names its credential's scope and the auth failures
+    assert item["security"] == [{op.security: [op.scope]}]
+    assert op.security in spec["components"]["securitySchemes"]
     assert {"401", "403"} <= set(item["responses"])
+
+
+def test_hooks_take_installation_tokens_and_the_callback_a_signature(
+    spec: dict[str, Any],
+) -> None:
+    # Given the REST-hook routes and the Conversion API callback / When documented
+    subscribe = spec["paths"]["/api/v1/hooks"]["post"]
+    callback = spec["paths"]["/api/conversions/callback/{workspace_id}"]["post"]
+    schemes = spec["components"]["securitySchemes"]
+
+    # Then neither claims to take a workspace API key
+    assert subscribe["security"] == [{"installationToken": ["hooks:write"]}]
+    assert callback["security"] == [{"conversionSignature": []}]
+    signature = schemes["conversionSignature"]
+    assert (signature["type"], signature["in"], signature["name"]) == (
+        "apiKey",
+        "header",
+        "X-Nim-Signature",
+    )
 
 
 def test_path_parameters_are_documented(spec: dict[str, Any]) -> None:

@@ -216,6 +216,7 @@ OPERATIONS = [
         hooks_me,
         BY_TOKEN + "Who this token is (to test a connection)",
         tokens.READ,
+        security="installationToken",
         response=Me,
     ),
     Operation(
@@ -225,6 +226,7 @@ OPERATIONS = [
         BY_TOKEN + "Recent events of a type as hooks receive them, newest first, or one "
         "synthetic sample (Zapier's perform list)",
         tokens.READ,
+        security="installationToken",
         response=Samples,
         errors=(400, 422),
         query=SampleQuery,
@@ -237,6 +239,7 @@ OPERATIONS = [
         "until unsubscribed; answers the hook `id` and its signing `secret` (shown once). A "
         "410 Gone from the target disables the hook",
         tokens.WRITE,
+        security="installationToken",
         body=Subscribe,
         response=HookCreated,
         status=201,
@@ -248,6 +251,7 @@ OPERATIONS = [
         list_hooks,
         BY_TOKEN + "List this installation's hooks, oldest first",
         tokens.READ,
+        security="installationToken",
         response=HookPage,
         errors=(400,),
         query=ListHooks,
@@ -258,6 +262,7 @@ OPERATIONS = [
         get_hook,
         BY_TOKEN + "Get one of this installation's hooks",
         tokens.READ,
+        security="installationToken",
         response=HookOut,
         errors=(404,),
         params=HOOK_ID,
@@ -268,6 +273,7 @@ OPERATIONS = [
         unsubscribe_hook,
         BY_TOKEN + "Unsubscribe: the hook and its delivery history are removed",
         tokens.WRITE,
+        security="installationToken",
         status=204,
         errors=(404,),
         params=HOOK_ID,
