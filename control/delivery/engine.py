@@ -162,7 +162,10 @@ def _target(
     if delivery.endpoint_id is not None:
         if endpoint is None or not endpoint.enabled:
             return "endpoint deleted" if endpoint is None else "endpoint disabled"
-        secrets = signing_secrets(settings, endpoint, now)
+        try:
+            secrets = signing_secrets(settings, endpoint, now)
+        except InvalidToken:
+            return "endpoint secret cannot be decrypted (the secret key changed): rotate it"
         return _Claim(number=0, url=endpoint.url, body=b"", reason=delivery.reason, secrets=secrets)
     if destination is None or not destination.enabled:
         return "destination deleted" if destination is None else "destination disabled"

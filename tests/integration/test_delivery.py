@@ -393,6 +393,23 @@ def test_a_disabled_endpoint_fails_the_delivery_without_sending(
     assert receiver.connections == 0
 
 
+def test_a_secret_sealed_under_an_old_secret_key_fails_the_delivery_with_the_reason(
+    settings: ControlSettings, seed: Seed, receiver: Receiver
+) -> None:
+    # Given a delivery whose endpoint secret was encrypted under another RICOCHET_SECRET_KEY
+    delivery_id = run(_one_delivery(settings, seed, receiver.url()))
+    rekeyed = msgspec.structs.replace(settings, secret_key="another-secret-key-" + "x" * 40)
+
+    # When a worker configured with the new key attempts it
+    outcome = run(_attempt(rekeyed, delivery_id))
+
+    # Then it fails (no crash, no retry loop), says why, and sends nothing
+    assert outcome.status == "failed"
+    assert outcome.error is not None
+    assert "cannot be decrypted" in outcome.error
+    assert receiver.connections == 0
+
+
 # -- SSRF guard --------------------------------------------------------------------------
 
 
