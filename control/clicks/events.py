@@ -63,11 +63,18 @@ async def record(
     humans = [r for r in inserted if not r["bot"] and r["touch"] in TYPE_BY_TOUCH]
     if not humans:
         return 0
-    by_type: dict[str, set[uuid.UUID]] = {}
     workspaces = {uuid.UUID(r["workspace_id"]) for r in humans}
+    # One look-up answers the common case (nobody listens to clicks) for the whole batch;
+    # only workspaces that do listen are asked which of the two types they take.
+    listening = await subscriptions.subscribed_workspaces(
+        conn, workspaces, list(TYPE_BY_TOUCH.values())
+    )
+    if not listening:
+        return 0
+    by_type: dict[str, set[uuid.UUID]] = {}
     for event_type in TYPE_BY_TOUCH.values():
         by_type[event_type] = await subscriptions.subscribed_workspaces(
-            conn, workspaces, [event_type]
+            conn, listening, [event_type]
         )
     wanted = [
         r for r in humans if uuid.UUID(r["workspace_id"]) in by_type[TYPE_BY_TOUCH[r["touch"]]]
