@@ -5,9 +5,10 @@ body, with the destination's URL, custom or vendor auth headers, and a signature
 destination has a signing secret); everything else is the same for both.
 
 State lives in `deliveries`; the broker only carries ids, so a duplicate or late message is
-harmless: an attempt is claimed first (a short transaction moves `next_attempt_at` forward by
-a lease, so a concurrent duplicate finds the delivery not due and skips it), and the outcome
-is written under a row lock only if the attempt count is still the one claimed.
+harmless: an attempt is claimed first (one conditional UPDATE moves `next_attempt_at` forward
+by a lease, so a concurrent duplicate finds the delivery not due and skips it), and the
+outcome is written only if the attempt count is still the one claimed (the statements are
+in control/delivery/repository.py: one round trip per step, no ORM on this path).
 """
 
 from __future__ import annotations
@@ -24,15 +25,13 @@ from dataclasses import dataclass, field
 import httpx2
 from cryptography.fernet import InvalidToken
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from control.delivery import guard
-from control.delivery.models import Delivery, DeliveryAttempt
+from control.db import new_id
+from control.delivery import guard, repository
+from control.delivery.models import Delivery
 from control.destinations import outbound, presets
-from control.destinations import repository as destinations
-from control.destinations.models import Destination
 from control.settings import ControlSettings
-from control.webhooks.models import WebhookEndpoint
 from control.webhooks.secrets import signing_secrets
 from shared.signing import REASON_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_header
 
@@ -95,78 +94,60 @@ async def attempt(
     settings: ControlSettings,
     delivery_id: uuid.UUID,
 ) -> AttemptOutcome:
-    async with sessions() as session:
-        target_id = await session.scalar(
-            select(func.coalesce(Delivery.endpoint_id, Delivery.destination_id)).where(
-                Delivery.id == delivery_id
-            )
-        )
+    db = repository.bind(sessions)
+    async with repository.connection(db) as conn:
+        target_id = await repository.target(conn, delivery_id)
     if target_id is None:
         return AttemptOutcome(delivery_id, "skipped", error="delivery not found")
     async with _semaphore(settings, target_id):
-        claim = await _claim(sessions, settings, delivery_id)
+        claim = await _claim(db, settings, delivery_id)
         if isinstance(claim, AttemptOutcome):
             return claim
-        return await _send_and_record(sessions, http, settings, delivery_id, claim)
+        return await _send_and_record(db, http, settings, delivery_id, claim)
 
 
 async def _claim(
-    sessions: async_sessionmaker[AsyncSession],
-    settings: ControlSettings,
-    delivery_id: uuid.UUID,
+    db: AsyncEngine, settings: ControlSettings, delivery_id: uuid.UUID
 ) -> _Claim | AttemptOutcome:
     now = _now()
-    async with sessions.begin() as session:
-        row = (
-            await session.execute(
-                select(Delivery, WebhookEndpoint, Destination)
-                .outerjoin(WebhookEndpoint, WebhookEndpoint.id == Delivery.endpoint_id)
-                .outerjoin(Destination, Destination.id == Delivery.destination_id)
-                .where(Delivery.id == delivery_id)
-                .with_for_update(of=Delivery)
-            )
-        ).one_or_none()
+    # The lease: a duplicate message finds the delivery not due until the attempt ends
+    # (or, if this worker dies mid-attempt, the reconciler sends it again later).
+    # guard.post ends an attempt at its deadline, so the claim outlives a live attempt.
+    lease = guard.attempt_deadline_s(settings) + settings.delivery_lease_margin_s
+    async with repository.connection(db) as conn:
+        row = await repository.claim(
+            conn,
+            delivery_id,
+            now,
+            due_by=now + dt.timedelta(seconds=EARLY_S),
+            lease_until=now + dt.timedelta(seconds=lease),
+        )
         if row is None:
-            return AttemptOutcome(delivery_id, "skipped", error="delivery not found")
-        delivery, endpoint, destination = row
-        if delivery.status in TERMINAL:
-            return AttemptOutcome(delivery_id, "skipped", error=f"already {delivery.status}")
-        if delivery.next_attempt_at is not None and delivery.next_attempt_at > now + dt.timedelta(
-            seconds=EARLY_S
-        ):
-            return AttemptOutcome(delivery_id, "skipped", error="not due")
-        target = _target(settings, delivery, endpoint, destination, now)
+            state = await repository.why_not(conn, delivery_id)
+            if state is None:
+                return AttemptOutcome(delivery_id, "skipped", error="delivery not found")
+            status, _ = state
+            why = f"already {status}" if status in TERMINAL else "not due"
+            return AttemptOutcome(delivery_id, "skipped", error=why)
+        target = _target(settings, row, now)
         if isinstance(target, str):
-            delivery.status = "failed"
-            delivery.last_error = target
-            delivery.next_attempt_at = None
-            delivery.updated_at = now
+            await repository.fail(conn, delivery_id, row.attempts, target, now)
             return AttemptOutcome(delivery_id, "failed", error=target)
-        # The lease: a duplicate message finds the delivery not due until the attempt ends
-        # (or, if this worker dies mid-attempt, the reconciler sends it again later).
-        # guard.post ends an attempt at its deadline, so the claim outlives a live attempt.
-        lease = guard.attempt_deadline_s(settings) + settings.delivery_lease_margin_s
-        delivery.next_attempt_at = now + dt.timedelta(seconds=lease)
-        delivery.updated_at = now
-        return dataclasses.replace(target, number=delivery.attempts + 1, body=delivery.body)
+    return dataclasses.replace(target, number=row.attempts + 1, body=row.body)
 
 
-def _target(
-    settings: ControlSettings,
-    delivery: Delivery,
-    endpoint: WebhookEndpoint | None,
-    destination: Destination | None,
-    now: dt.datetime,
-) -> _Claim | str:
+def _target(settings: ControlSettings, row: repository.Claimed, now: dt.datetime) -> _Claim | str:
     """Where and how to send (number and body are filled in by the caller), or why not."""
-    if delivery.endpoint_id is not None:
+    if row.endpoint_id is not None:
+        endpoint = row.endpoint
         if endpoint is None or not endpoint.enabled:
             return "endpoint deleted" if endpoint is None else "endpoint disabled"
         try:
             secrets = signing_secrets(settings, endpoint, now)
         except InvalidToken:
             return "endpoint secret cannot be decrypted (the secret key changed): rotate it"
-        return _Claim(number=0, url=endpoint.url, body=b"", reason=delivery.reason, secrets=secrets)
+        return _Claim(number=0, url=endpoint.url, body=b"", reason=row.reason, secrets=secrets)
+    destination = row.destination
     if destination is None or not destination.enabled:
         return "destination deleted" if destination is None else "destination disabled"
     try:
@@ -178,7 +159,7 @@ def _target(
         number=0,
         url=request.url,
         body=b"",
-        reason=delivery.reason,
+        reason=row.reason,
         secrets=request.signing,
         headers=request.headers,
         hidden=request.hidden,
@@ -199,7 +180,7 @@ def _excerpt(body: bytes) -> str:
 
 
 async def _send_and_record(
-    sessions: async_sessionmaker[AsyncSession],
+    db: AsyncEngine,
     http: httpx2.AsyncClient,
     settings: ControlSettings,
     delivery_id: uuid.UUID,
@@ -250,33 +231,25 @@ async def _send_and_record(
     error = outbound.scrub(error, claim.hidden)
     excerpt = outbound.scrub(excerpt, claim.hidden)
 
-    async with sessions.begin() as session:
-        delivery = await session.scalar(
-            select(Delivery).where(Delivery.id == delivery_id).with_for_update()
-        )
-        if delivery is None or delivery.attempts != claim.number - 1:
-            # Deleted meanwhile, or another attempt was recorded first (a lease outlived).
-            return AttemptOutcome(delivery_id, "skipped", error="attempt superseded")
-        session.add(
-            DeliveryAttempt(
-                delivery_id=delivery_id,
-                number=claim.number,
-                attempted_at=now,
-                status_code=status_code,
-                latency_ms=latency_ms,
-                response_excerpt=excerpt,
-                error=error,
-            )
-        )
-        delivery.attempts = claim.number
-        delivery.status = status
-        delivery.next_attempt_at = next_at
-        delivery.last_status_code = status_code
-        delivery.last_error = error
-        delivery.updated_at = now
-        if claim.hook_id is not None and status_code == 410:
+    async with repository.connection(db) as conn:
+        recorded = await repository.record(
+            conn,
+            id=delivery_id,
+            attempt_id=new_id(),
+            number=claim.number,
+            status=status,
+            next_at=next_at,
+            status_code=status_code,
+            error=error,
+            now=now,
+            latency_ms=latency_ms,
+            excerpt=excerpt,
             # REST hooks: the platform answers 410 Gone once the subscription is gone there.
-            await destinations.disable(session, claim.hook_id, "the target answered 410 Gone")
+            gone=claim.hook_id if status_code == 410 else None,
+        )
+    if not recorded:
+        # Deleted meanwhile, or another attempt was recorded first (a lease outlived).
+        return AttemptOutcome(delivery_id, "skipped", error="attempt superseded")
     return AttemptOutcome(delivery_id, status, claim.number, status_code, error, next_at)
 
 
