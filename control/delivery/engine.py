@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import httpx2
 from cryptography.fernet import InvalidToken
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, false, func, not_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from control.db import new_id
@@ -97,42 +97,61 @@ async def attempt(
     db = repository.bind(sessions)
     async with repository.connection(db) as conn:
         target_id = await repository.target(conn, delivery_id)
-    if target_id is None:
-        return AttemptOutcome(delivery_id, "skipped", error="delivery not found")
-    async with _semaphore(settings, target_id):
-        claim = await _claim(db, settings, delivery_id)
+        if target_id is None:
+            return AttemptOutcome(delivery_id, "skipped", error="delivery not found")
+        cap = _semaphore(settings, target_id)
+        # Under the cap (the usual case) the claim reuses this connection: one check-out
+        # fewer. Waiting for the cap never holds a connection.
+        claim: _Claim | AttemptOutcome | None = None
+        if not cap.locked():
+            await cap.acquire()  # free: taken at once, without yielding to another task
+            try:
+                claim = await _claim(conn, settings, delivery_id)
+            except BaseException:
+                cap.release()
+                raise
+    if claim is None:
+        await cap.acquire()
+        try:
+            async with repository.connection(db) as conn:
+                claim = await _claim(conn, settings, delivery_id)
+        except BaseException:
+            cap.release()
+            raise
+    try:
         if isinstance(claim, AttemptOutcome):
             return claim
         return await _send_and_record(db, http, settings, delivery_id, claim)
+    finally:
+        cap.release()
 
 
 async def _claim(
-    db: AsyncEngine, settings: ControlSettings, delivery_id: uuid.UUID
+    conn: repository.Conn, settings: ControlSettings, delivery_id: uuid.UUID
 ) -> _Claim | AttemptOutcome:
     now = _now()
     # The lease: a duplicate message finds the delivery not due until the attempt ends
     # (or, if this worker dies mid-attempt, the reconciler sends it again later).
     # guard.post ends an attempt at its deadline, so the claim outlives a live attempt.
     lease = guard.attempt_deadline_s(settings) + settings.delivery_lease_margin_s
-    async with repository.connection(db) as conn:
-        row = await repository.claim(
-            conn,
-            delivery_id,
-            now,
-            due_by=now + dt.timedelta(seconds=EARLY_S),
-            lease_until=now + dt.timedelta(seconds=lease),
-        )
-        if row is None:
-            state = await repository.why_not(conn, delivery_id)
-            if state is None:
-                return AttemptOutcome(delivery_id, "skipped", error="delivery not found")
-            status, _ = state
-            why = f"already {status}" if status in TERMINAL else "not due"
-            return AttemptOutcome(delivery_id, "skipped", error=why)
-        target = _target(settings, row, now)
-        if isinstance(target, str):
-            await repository.fail(conn, delivery_id, row.attempts, target, now)
-            return AttemptOutcome(delivery_id, "failed", error=target)
+    row = await repository.claim(
+        conn,
+        delivery_id,
+        now,
+        due_by=now + dt.timedelta(seconds=EARLY_S),
+        lease_until=now + dt.timedelta(seconds=lease),
+    )
+    if row is None:
+        state = await repository.why_not(conn, delivery_id)
+        if state is None:
+            return AttemptOutcome(delivery_id, "skipped", error="delivery not found")
+        status, _ = state
+        why = f"already {status}" if status in TERMINAL else "not due"
+        return AttemptOutcome(delivery_id, "skipped", error=why)
+    target = _target(settings, row, now)
+    if isinstance(target, str):
+        await repository.fail(conn, delivery_id, row.attempts, target, now)
+        return AttemptOutcome(delivery_id, "failed", error=target)
     return dataclasses.replace(target, number=row.attempts + 1, body=row.body)
 
 
@@ -263,15 +282,37 @@ async def reconcile(
     overdue_s: float = OVERDUE_S,
 ) -> list[uuid.UUID]:
     """Re-enqueue deliveries overdue by more than `overdue_s` (a lost broker message, or a
-    dead worker's expired claim, only delays).
+    dead worker's expired claim, only delays) -- except those merely waiting in the queue.
+
+    A delivery never claimed whose message is still queued behind a backlog looks overdue
+    too; re-sending it would only cost a claim. The queue is roughly first in, first out,
+    so the newest delivery being attempted now (claimed, lease not run out) marks how far
+    the workers have got: a never-claimed delivery created after that mark, less
+    `overdue_s` of slack for prefetch and per-endpoint waits, is still ahead of them and is
+    left alone. One created before the mark was passed over: its message was lost. With
+    nothing being attempted (idle or dead workers, a flushed broker) there is no mark and
+    everything overdue is re-sent, as are expired claims and overdue retries.
 
     Their `next_attempt_at` is moved to now, so each is re-sent at most every `overdue_s`; a
     duplicate message is harmless (see `attempt`). The enqueue happens after the commit.
     """
+    frontier = (
+        select(func.max(Delivery.created_at))
+        .where(Delivery.status == "pending")
+        .where(Delivery.next_attempt_at > func.now())  # claimed: fan-out makes them due now
+        .scalar_subquery()
+    )
+    slack = dt.timedelta(seconds=overdue_s)
+    queued = and_(
+        Delivery.attempts == 0,
+        Delivery.updated_at == Delivery.created_at,  # never claimed (a claim sets it)
+        Delivery.created_at > frontier - slack,
+    )
     due = (
         select(Delivery.id)
         .where(Delivery.status.in_(("pending", "retrying")))
-        .where(Delivery.next_attempt_at < func.now() - dt.timedelta(seconds=overdue_s))
+        .where(Delivery.next_attempt_at < func.now() - slack)
+        .where(not_(func.coalesce(queued, false())))
         .order_by(Delivery.next_attempt_at)
         .limit(RECONCILE_BATCH)
         .with_for_update(skip_locked=True)
