@@ -149,7 +149,14 @@ def ingest(consumer: str | None, ready_file: Path | None) -> None:
 
 
 @main.command()
-@click.option("--processes", type=click.IntRange(1), default=1, show_default=True)
+@click.option(
+    "--processes",
+    type=click.IntRange(1),
+    envvar="RICOCHET_WORKER_PROCESSES",
+    default=1,
+    show_default=True,
+    help="Worker processes (each one event loop) [RICOCHET_WORKER_PROCESSES].",
+)
 @click.option("--threads", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--ready-file", type=click.Path(path_type=Path), hidden=True)
 @_fail_on_settings
@@ -175,7 +182,8 @@ def worker(processes: int, threads: int, ready_file: Path | None) -> None:
         ]
         children = [
             subprocess.Popen(
-                [sys.executable, "-m", "ricochet", "worker", "--threads", str(threads)]
+                [sys.executable, "-m", "ricochet", "worker", "--processes", "1"]
+                + ["--threads", str(threads)]
                 + ([] if f is None else ["--ready-file", str(f)])
             )
             for f in files
