@@ -38,6 +38,7 @@ from shared.hosts import normalise_host
 from shared.records import LinkRecord
 
 log = logging.getLogger("ricochet.edge")
+SHUTDOWN_WAIT_S = 2.0
 VISITOR_COOKIE = "ric_vid"
 _REDIRECT_HEADERS = [
     # A cached redirect would hide destination changes and clicks; an indexed one would
@@ -285,9 +286,14 @@ class Edge:
         try:
             yield {"edge": state}
         finally:
+            capture.stopping = resolver.stopping = True
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # Bounded, so a task that swallowed its cancel cannot hang shutdown; the buffer
+            # is drained below whatever the tasks do.
+            _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_S)
+            if stuck:
+                log.warning("shutdown: %d background tasks did not stop in time", len(stuck))
             await capture.drain()
             state.exporter.sync(len(capture.buffer), len(cache))
             state.exporter.worker_exit()

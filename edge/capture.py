@@ -50,6 +50,7 @@ class ClickCapture:
         self._next_probe = 0.0
         self._shard = random.randrange(shards)
         self._full = asyncio.Event()
+        self.stopping = False  # set at shutdown, before the task is cancelled
 
     def record(self, event: ClickEvent) -> None:
         if len(self.buffer) >= self.limit:
@@ -129,7 +130,9 @@ class ClickCapture:
 
     async def run(self) -> None:
         self.spool.orphans_of_dead()
-        while True:
+        # Not `while True`: on Python 3.11 a cancel that races wait_for's timeout can be
+        # swallowed, and the loop must still end (within one interval) when shutting down.
+        while not self.stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._full.wait(), self.interval)
             self._full.clear()

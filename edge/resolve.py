@@ -69,6 +69,7 @@ class Resolver:
         self.subscribed = False  # invalidations reach us; until then, answers may be stale
         self._redis_down_until = 0.0
         self._inflight: dict[str, asyncio.Future[LinkRecord | None]] = {}
+        self.stopping = False  # set at shutdown, before the listener is cancelled
 
     async def resolve(self, host: str, slug: str) -> LinkRecord | None:
         record = await self.lookup(host, slug)
@@ -124,7 +125,9 @@ class Resolver:
 
     async def listen_invalidations(self) -> None:
         """Evict keys the relay announces; on a lost subscription, drop the whole cache."""
-        while True:
+        # Not `while True`: a cancel the Redis client turns into a connection error must not
+        # become a resubscription that outlives shutdown.
+        while not self.stopping:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(INVALIDATE_CHANNEL)
