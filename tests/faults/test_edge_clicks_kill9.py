@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx2 as httpx
+import psutil
 import psycopg
 
 from ricochet.embedded import EmbeddedPostgres, EmbeddedRedis
@@ -60,6 +61,23 @@ def _start(
             except httpx.TransportError:
                 pass
         time.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, so Granian stops its worker processes too; SIGKILL to the whole tree only if
+    that does not end it (killing just the Granian parent would orphan its workers)."""
+    if proc.poll() is not None:
+        return
+    tree = psutil.Process(proc.pid).children(recursive=True)
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+    _, alive = psutil.wait_procs(tree, timeout=10)
+    for child in alive:
+        child.kill()
 
 
 def _tenant(env: dict[str, str]) -> tuple[str, str]:
@@ -240,8 +258,6 @@ def test_clicks_through_the_edge_are_stored_once_across_an_ingest_kill9(tmp_path
         assert time.monotonic() - started < 150
     finally:
         for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
+            _stop(proc)
         store.stop()
         pg.stop()
