@@ -17,8 +17,6 @@ from control.settings import ControlSettings
 from tests.integration.conftest import Seed, resources, run
 from tests.integration.test_delivery import _emit, _endpoint, _fanout
 
-NOW = dt.datetime.now(dt.UTC)
-
 
 @pytest.fixture
 def settings(control_settings: ControlSettings) -> ControlSettings:
@@ -51,12 +49,12 @@ def _queued(at: dt.datetime) -> dict[str, object]:
     return {"created_at": at, "updated_at": at, "next_attempt_at": at}
 
 
-def _in_flight(created: dt.datetime) -> dict[str, object]:
+def _in_flight(created: dt.datetime, now: dt.datetime) -> dict[str, object]:
     """Claimed just now, its lease running."""
     return {
         "created_at": created,
-        "updated_at": NOW,
-        "next_attempt_at": NOW + dt.timedelta(seconds=40),
+        "updated_at": now,
+        "next_attempt_at": now + dt.timedelta(seconds=40),
     }
 
 
@@ -64,10 +62,11 @@ def test_a_delivery_waiting_behind_the_backlog_is_not_resent(
     settings: ControlSettings, seed: Seed
 ) -> None:
     async def go() -> list[uuid.UUID]:
+        now = dt.datetime.now(dt.UTC)  # when the test runs, not when it is imported
         # Given workers attempting a delivery of 90 s ago, and one of 60 s ago still queued
         working, waiting = await _deliveries(settings, seed, 2)
-        await _set(settings, working, **_in_flight(NOW - dt.timedelta(seconds=90)))
-        await _set(settings, waiting, **_queued(NOW - dt.timedelta(seconds=60)))
+        await _set(settings, working, **_in_flight(now - dt.timedelta(seconds=90), now))
+        await _set(settings, waiting, **_queued(now - dt.timedelta(seconds=60)))
         # When the reconciler runs / Then it leaves the queued one to the workers
         return await _reconcile(settings)
 
@@ -76,10 +75,11 @@ def test_a_delivery_waiting_behind_the_backlog_is_not_resent(
 
 def test_a_lost_message_behind_the_workers_is_resent(settings: ControlSettings, seed: Seed) -> None:
     async def go() -> tuple[uuid.UUID, list[uuid.UUID]]:
+        now = dt.datetime.now(dt.UTC)  # when the test runs, not when it is imported
         # Given workers at deliveries of 60 s ago, and one of 120 s ago never claimed
         working, lost = await _deliveries(settings, seed, 2)
-        await _set(settings, working, **_in_flight(NOW - dt.timedelta(seconds=60)))
-        await _set(settings, lost, **_queued(NOW - dt.timedelta(seconds=120)))
+        await _set(settings, working, **_in_flight(now - dt.timedelta(seconds=60), now))
+        await _set(settings, lost, **_queued(now - dt.timedelta(seconds=120)))
         # When the reconciler runs / Then the passed-over one is sent again
         return lost, await _reconcile(settings)
 
@@ -91,15 +91,16 @@ def test_an_expired_claim_is_resent_whatever_the_backlog(
     settings: ControlSettings, seed: Seed
 ) -> None:
     async def go() -> tuple[uuid.UUID, list[uuid.UUID]]:
+        now = dt.datetime.now(dt.UTC)  # when the test runs, not when it is imported
         # Given a backlog being worked on, and a newer delivery whose worker died mid-attempt
         working, dead = await _deliveries(settings, seed, 2)
-        await _set(settings, working, **_in_flight(NOW - dt.timedelta(seconds=90)))
+        await _set(settings, working, **_in_flight(now - dt.timedelta(seconds=90), now))
         await _set(
             settings,
             dead,
-            created_at=NOW - dt.timedelta(seconds=80),
-            updated_at=NOW - dt.timedelta(seconds=75),  # claimed then
-            next_attempt_at=NOW - dt.timedelta(seconds=35),  # the lease ran out
+            created_at=now - dt.timedelta(seconds=80),
+            updated_at=now - dt.timedelta(seconds=75),  # claimed then
+            next_attempt_at=now - dt.timedelta(seconds=35),  # the lease ran out
         )
         # When the reconciler runs / Then it is sent again
         return dead, await _reconcile(settings)
@@ -112,11 +113,12 @@ def test_with_nothing_in_flight_every_overdue_delivery_is_resent(
     settings: ControlSettings, seed: Seed
 ) -> None:
     async def go() -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+        now = dt.datetime.now(dt.UTC)  # when the test runs, not when it is imported
         # Given overdue deliveries never claimed and no worker attempting anything
         # (a flushed broker, say)
         ids = await _deliveries(settings, seed, 2)
         for i, delivery_id in enumerate(ids):
-            await _set(settings, delivery_id, **_queued(NOW - dt.timedelta(seconds=60 + i)))
+            await _set(settings, delivery_id, **_queued(now - dt.timedelta(seconds=60 + i)))
         # When the reconciler runs / Then all of them are sent again
         return ids, await _reconcile(settings)
 
