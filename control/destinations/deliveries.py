@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control import pagination
+from control.delivery import history
 from control.delivery.models import Delivery, DeliveryAttempt
 from control.destinations import filters, mapping, repository, samples
 from control.destinations.models import Destination
@@ -24,30 +25,18 @@ from control.errors import ApiError, Conflict, Unprocessable
 from control.events import envelope
 from control.events import repository as events
 from control.tags import repository as tags
-from control.webhooks import repository as webhook_deliveries
 from control.webhooks import service as webhooks
-from control.webhooks.schemas import AttemptOut, Health, ListDeliveries
+from control.webhooks.schemas import Health, ListDeliveries
 
 HEALTH_WINDOW = dt.timedelta(hours=24)
 TEST_MESSAGE = "This is a test event from Ricochet: your destination is reachable."
-
-
-def _attempt_out(a: DeliveryAttempt) -> AttemptOut:
-    return AttemptOut(
-        number=a.number,
-        attempted_at=a.attempted_at,
-        status_code=a.status_code,
-        latency_ms=a.latency_ms,
-        response_excerpt=a.response_excerpt,
-        error=a.error,
-    )
 
 
 async def _with_attempts(
     session: AsyncSession, rows: list[Delivery]
 ) -> list[DestinationDeliveryOut]:
     by_delivery: dict[uuid.UUID, list[DeliveryAttempt]] = {r.id: [] for r in rows}
-    for attempt in await webhook_deliveries.attempts_of(session, list(by_delivery)):
+    for attempt in await history.attempts_of(session, list(by_delivery)):
         by_delivery[attempt.delivery_id].append(attempt)
     return [
         DestinationDeliveryOut(
@@ -63,7 +52,7 @@ async def _with_attempts(
             last_error=d.last_error,
             created_at=d.created_at,
             updated_at=d.updated_at,
-            attempts=[_attempt_out(a) for a in by_delivery[d.id]],
+            attempts=[webhooks.attempt_out(a) for a in by_delivery[d.id]],
         )
         for d in rows
     ]
@@ -73,9 +62,10 @@ async def page(
     session: AsyncSession, workspace_id: uuid.UUID, raw_id: str, query: ListDeliveries
 ) -> DestinationDeliveryPage:
     row = await get_row(session, workspace_id, raw_id)
-    rows = await repository.page_deliveries(
+    rows = await history.page(
         session,
         workspace_id,
+        Delivery.destination_id,
         row.id,
         before=pagination.decode(query.cursor),
         limit=query.limit + 1,
@@ -91,8 +81,12 @@ async def _delivery_row(
     session: AsyncSession, workspace_id: uuid.UUID, raw_id: str, raw_delivery_id: str
 ) -> tuple[Destination, Delivery]:
     row = await get_row(session, workspace_id, raw_id)
-    found = await repository.get_delivery(
-        session, workspace_id, row.id, webhooks.delivery_id(raw_delivery_id)
+    found = await history.get(
+        session,
+        workspace_id,
+        Delivery.destination_id,
+        row.id,
+        webhooks.delivery_id(raw_delivery_id),
     )
     if found is None:
         raise ApiError.not_found("delivery")
@@ -204,7 +198,7 @@ async def replay(
 ) -> DestinationDeliveryOut:
     """A new pending delivery of a dead or failed one; the caller enqueues it after commit."""
     row, found = await _delivery_row(session, workspace_id, raw_id, raw_delivery_id)
-    if found.status not in repository.REPLAYABLE:
+    if found.status not in history.REPLAYABLE:
         raise Conflict(
             "not_replayable",
             f"Only dead or failed deliveries can be replayed; this one is {found.status}.",
@@ -225,7 +219,9 @@ async def recover(
 ) -> list[uuid.UUID]:
     """Replays of every event whose latest delivery since `since` is dead or failed."""
     row = await get_row(session, workspace_id, raw_id)
-    found = await repository.latest_replayable_since(session, workspace_id, row.id, since)
+    found = await history.latest_replayable_since(
+        session, workspace_id, Delivery.destination_id, row.id, since
+    )
     made = [await _replay_row(session, row, d) for d in found]
     return [m for m in made if m is not None]
 
@@ -233,12 +229,6 @@ async def recover(
 async def health(session: AsyncSession, workspace_id: uuid.UUID, raw_id: str) -> Health:
     row = await get_row(session, workspace_id, raw_id)
     since = dt.datetime.now(dt.UTC) - HEALTH_WINDOW
-    h = await repository.health(session, workspace_id, row.id, since)
-    return Health(
-        success_rate_24h=round(h.succeeded / h.attempts, 4) if h.attempts else None,
-        attempts_24h=h.attempts,
-        retrying=h.retrying,
-        dead=h.dead,
-        last_success_at=h.last_success_at,
-        last_failure_at=h.last_failure_at,
+    return webhooks.health_out(
+        await history.health(session, workspace_id, Delivery.destination_id, row.id, since)
     )

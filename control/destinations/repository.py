@@ -5,19 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 
-from sqlalchemy import and_, case, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from control.db import new_id
 from control.delivery.models import Delivery
-from control.delivery.models import DeliveryAttempt as Attempt
 from control.destinations.models import Destination
-
-REPLAYABLE = ("dead", "failed")
 
 
 async def insert_destination(session: AsyncSession, values: Mapping[str, object]) -> Destination:
@@ -202,111 +197,3 @@ async def insert_delivery(
         .returning(Delivery.id)
     )
     return result.scalar_one()
-
-
-async def get_delivery(
-    session: AsyncSession,
-    workspace_id: uuid.UUID,
-    destination_id: uuid.UUID,
-    delivery_id: uuid.UUID,
-) -> Delivery | None:
-    result = await session.execute(
-        select(Delivery).where(
-            Delivery.id == delivery_id,
-            Delivery.destination_id == destination_id,
-            Delivery.workspace_id == workspace_id,
-        )
-    )
-    return result.scalar_one_or_none()
-
-
-async def page_deliveries(
-    session: AsyncSession,
-    workspace_id: uuid.UUID,
-    destination_id: uuid.UUID,
-    *,
-    before: uuid.UUID | None,
-    limit: int,
-) -> list[Delivery]:
-    """Newest first (UUIDv7 ids), the cursor being the last id shown."""
-    stmt = (
-        select(Delivery)
-        .where(Delivery.destination_id == destination_id, Delivery.workspace_id == workspace_id)
-        .order_by(Delivery.id.desc())
-        .limit(limit)
-    )
-    if before is not None:
-        stmt = stmt.where(Delivery.id < before)
-    return list((await session.execute(stmt)).scalars().all())
-
-
-async def latest_replayable_since(
-    session: AsyncSession, workspace_id: uuid.UUID, destination_id: uuid.UUID, since: dt.datetime
-) -> list[Delivery]:
-    """Per event, the newest delivery since `since` (test-sends aside) when it ended dead or
-    failed: an event already replayed successfully is not sent again."""
-    latest = (
-        select(Delivery.id)
-        .where(
-            Delivery.destination_id == destination_id,
-            Delivery.workspace_id == workspace_id,
-            Delivery.created_at >= since,
-            Delivery.reason != "test",
-        )
-        .order_by(Delivery.event_id, Delivery.created_at.desc(), Delivery.id.desc())
-        .ext(distinct_on(Delivery.event_id))
-        .subquery()
-    )
-    result = await session.execute(
-        select(Delivery)
-        .where(Delivery.id.in_(select(latest.c.id)), Delivery.status.in_(REPLAYABLE))
-        .order_by(Delivery.id)
-    )
-    return list(result.scalars().all())
-
-
-@dataclass(frozen=True)
-class HealthRow:
-    attempts: int
-    succeeded: int
-    retrying: int
-    dead: int
-    last_success_at: dt.datetime | None
-    last_failure_at: dt.datetime | None
-
-
-async def health(
-    session: AsyncSession, workspace_id: uuid.UUID, destination_id: uuid.UUID, since: dt.datetime
-) -> HealthRow:
-    ok = and_(Attempt.status_code >= 200, Attempt.status_code < 300)
-    attempts = (
-        await session.execute(
-            select(
-                func.count().filter(Attempt.attempted_at >= since),
-                func.count().filter(Attempt.attempted_at >= since, ok),
-                func.max(case((ok, Attempt.attempted_at))),
-                func.max(case((ok, None), else_=Attempt.attempted_at)),
-            )
-            .select_from(Attempt)
-            .join(Delivery, Delivery.id == Attempt.delivery_id)
-            .where(Delivery.destination_id == destination_id, Delivery.workspace_id == workspace_id)
-        )
-    ).one()
-    states = (
-        await session.execute(
-            select(
-                func.count().filter(Delivery.status == "retrying"),
-                func.count().filter(Delivery.status == "dead"),
-            ).where(
-                Delivery.destination_id == destination_id, Delivery.workspace_id == workspace_id
-            )
-        )
-    ).one()
-    return HealthRow(
-        attempts=attempts[0],
-        succeeded=attempts[1],
-        retrying=states[0],
-        dead=states[1],
-        last_success_at=attempts[2],
-        last_failure_at=attempts[3],
-    )

@@ -5,18 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 
-from sqlalchemy import and_, case, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from control.db import new_id
-from control.delivery.models import Delivery, DeliveryAttempt
+from control.delivery.models import Delivery
 from control.webhooks.models import WebhookEndpoint
-
-REPLAYABLE = ("dead", "failed")
 
 
 async def insert_endpoint(
@@ -150,141 +146,6 @@ async def insert_delivery(
         .returning(Delivery.id)
     )
     return result.scalar_one()
-
-
-async def get_delivery(
-    session: AsyncSession, workspace_id: uuid.UUID, endpoint_id: uuid.UUID, delivery_id: uuid.UUID
-) -> Delivery | None:
-    result = await session.execute(
-        select(Delivery).where(
-            Delivery.id == delivery_id,
-            Delivery.endpoint_id == endpoint_id,
-            Delivery.workspace_id == workspace_id,
-        )
-    )
-    return result.scalar_one_or_none()
-
-
-async def page_deliveries(
-    session: AsyncSession,
-    workspace_id: uuid.UUID,
-    endpoint_id: uuid.UUID,
-    *,
-    before: uuid.UUID | None,
-    limit: int,
-) -> list[Delivery]:
-    """Newest first (UUIDv7 ids), the cursor being the last id shown."""
-    stmt = (
-        select(Delivery)
-        .where(Delivery.endpoint_id == endpoint_id, Delivery.workspace_id == workspace_id)
-        .order_by(Delivery.id.desc())
-        .limit(limit)
-    )
-    if before is not None:
-        stmt = stmt.where(Delivery.id < before)
-    return list((await session.execute(stmt)).scalars().all())
-
-
-async def attempts_of(
-    session: AsyncSession, delivery_ids: list[uuid.UUID]
-) -> list[DeliveryAttempt]:
-    if not delivery_ids:
-        return []
-    result = await session.execute(
-        select(DeliveryAttempt)
-        .where(DeliveryAttempt.delivery_id.in_(delivery_ids))
-        .order_by(DeliveryAttempt.delivery_id, DeliveryAttempt.number)
-    )
-    return list(result.scalars().all())
-
-
-async def latest_replayable_since(
-    session: AsyncSession, workspace_id: uuid.UUID, endpoint_id: uuid.UUID, since: dt.datetime
-) -> list[Delivery]:
-    """Per event, the newest delivery created since `since` (test-sends aside), when it
-    ended dead or failed: an event already replayed successfully is not sent again."""
-    latest = (
-        select(Delivery.id)
-        .where(
-            Delivery.endpoint_id == endpoint_id,
-            Delivery.workspace_id == workspace_id,
-            Delivery.created_at >= since,
-            Delivery.reason != "test",
-        )
-        .order_by(Delivery.event_id, Delivery.created_at.desc(), Delivery.id.desc())
-        .ext(distinct_on(Delivery.event_id))
-        .subquery()
-    )
-    result = await session.execute(
-        select(Delivery)
-        .where(Delivery.id.in_(select(latest.c.id)), Delivery.status.in_(REPLAYABLE))
-        .order_by(Delivery.id)
-    )
-    return list(result.scalars().all())
-
-
-@dataclass(frozen=True)
-class HealthRow:
-    attempts: int
-    succeeded: int
-    retrying: int
-    dead: int
-    last_success_at: dt.datetime | None
-    last_failure_at: dt.datetime | None
-
-
-async def health(
-    session: AsyncSession, workspace_id: uuid.UUID, endpoint_id: uuid.UUID, since: dt.datetime
-) -> HealthRow:
-    ok = and_(DeliveryAttempt.status_code >= 200, DeliveryAttempt.status_code < 300)
-    attempts = (
-        await session.execute(
-            select(
-                func.count().filter(DeliveryAttempt.attempted_at >= since),
-                func.count().filter(DeliveryAttempt.attempted_at >= since, ok),
-                func.max(case((ok, DeliveryAttempt.attempted_at))),
-                func.max(case((ok, None), else_=DeliveryAttempt.attempted_at)),
-            )
-            .select_from(DeliveryAttempt)
-            .join(Delivery, Delivery.id == DeliveryAttempt.delivery_id)
-            .where(Delivery.endpoint_id == endpoint_id, Delivery.workspace_id == workspace_id)
-        )
-    ).one()
-    states = (
-        await session.execute(
-            select(
-                func.count().filter(Delivery.status == "retrying"),
-                func.count().filter(Delivery.status == "dead"),
-            ).where(Delivery.endpoint_id == endpoint_id, Delivery.workspace_id == workspace_id)
-        )
-    ).one()
-    return HealthRow(
-        attempts=attempts[0],
-        succeeded=attempts[1],
-        retrying=states[0],
-        dead=states[1],
-        last_success_at=attempts[2],
-        last_failure_at=attempts[3],
-    )
-
-
-async def end_retries(session: AsyncSession, delivery_id: uuid.UUID) -> None:
-    """A test-send is one attempt: a retryable outcome ends it as failed, not retrying."""
-    await session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.status == "retrying")
-        .values(status="failed", next_attempt_at=None, updated_at=func.now())
-    )
-
-
-async def last_attempt(session: AsyncSession, delivery_id: uuid.UUID) -> DeliveryAttempt | None:
-    result = await session.execute(
-        select(DeliveryAttempt)
-        .where(DeliveryAttempt.delivery_id == delivery_id)
-        .order_by(DeliveryAttempt.number.desc())
-        .limit(1)
-    )
-    return result.scalar_one_or_none()
 
 
 async def subscribed_workspaces(

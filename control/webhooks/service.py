@@ -17,6 +17,7 @@ from cryptography.fernet import InvalidToken
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control import pagination, text
+from control.delivery import history
 from control.delivery.models import Delivery, DeliveryAttempt
 from control.errors import ApiError, Conflict, Unprocessable
 from control.events import envelope
@@ -251,7 +252,7 @@ async def rotate(
     return row, plaintext
 
 
-def _attempt_out(a: DeliveryAttempt) -> AttemptOut:
+def attempt_out(a: DeliveryAttempt) -> AttemptOut:
     return AttemptOut(
         number=a.number,
         attempted_at=a.attempted_at,
@@ -276,13 +277,13 @@ def _delivery_out(d: Delivery, attempts: list[DeliveryAttempt]) -> DeliveryOut:
         last_error=d.last_error,
         created_at=d.created_at,
         updated_at=d.updated_at,
-        attempts=[_attempt_out(a) for a in attempts],
+        attempts=[attempt_out(a) for a in attempts],
     )
 
 
 async def _with_attempts(session: AsyncSession, rows: list[Delivery]) -> list[DeliveryOut]:
     by_delivery: dict[uuid.UUID, list[DeliveryAttempt]] = {r.id: [] for r in rows}
-    for attempt in await repository.attempts_of(session, list(by_delivery)):
+    for attempt in await history.attempts_of(session, list(by_delivery)):
         by_delivery[attempt.delivery_id].append(attempt)
     return [_delivery_out(r, by_delivery[r.id]) for r in rows]
 
@@ -291,9 +292,10 @@ async def deliveries(
     session: AsyncSession, workspace_id: uuid.UUID, raw_id: str, query: ListDeliveries
 ) -> DeliveryPage:
     endpoint = await get_row(session, workspace_id, raw_id)
-    rows = await repository.page_deliveries(
+    rows = await history.page(
         session,
         workspace_id,
+        Delivery.endpoint_id,
         endpoint.id,
         before=pagination.decode(query.cursor),
         limit=query.limit + 1,
@@ -309,8 +311,8 @@ async def _delivery_row(
     session: AsyncSession, workspace_id: uuid.UUID, raw_id: str, raw_delivery_id: str
 ) -> Delivery:
     endpoint = await get_row(session, workspace_id, raw_id)
-    row = await repository.get_delivery(
-        session, workspace_id, endpoint.id, delivery_id(raw_delivery_id)
+    row = await history.get(
+        session, workspace_id, Delivery.endpoint_id, endpoint.id, delivery_id(raw_delivery_id)
     )
     if row is None:
         raise ApiError.not_found("delivery")
@@ -358,9 +360,9 @@ async def finish_test(
 ) -> TestSendResult:
     """The answer to a test-send once its one attempt is recorded; no retries follow."""
     if status == "retrying":
-        await repository.end_retries(session, delivery_id)
+        await history.end_retries(session, delivery_id)
         status = "failed"
-    last = await repository.last_attempt(session, delivery_id)
+    last = await history.last_attempt(session, delivery_id)
     return TestSendResult(
         delivery_id=str(delivery_id),
         status=status,
@@ -389,7 +391,7 @@ async def replay(
 ) -> DeliveryOut:
     """A new pending delivery of a dead or failed one; the caller enqueues it after commit."""
     row = await _delivery_row(session, workspace_id, raw_id, raw_delivery_id)
-    if row.status not in repository.REPLAYABLE:
+    if row.status not in history.REPLAYABLE:
         raise Conflict(
             "not_replayable",
             f"Only dead or failed deliveries can be replayed; this one is {row.status}.",
@@ -403,14 +405,21 @@ async def recover(
 ) -> list[uuid.UUID]:
     """Replays of every event whose latest delivery since `since` is dead or failed."""
     endpoint = await get_row(session, workspace_id, raw_id)
-    rows = await repository.latest_replayable_since(session, workspace_id, endpoint.id, since)
+    rows = await history.latest_replayable_since(
+        session, workspace_id, Delivery.endpoint_id, endpoint.id, since
+    )
     return [await _replay_row(session, r) for r in rows]
 
 
 async def health(session: AsyncSession, workspace_id: uuid.UUID, raw_id: str) -> Health:
     endpoint = await get_row(session, workspace_id, raw_id)
     since = dt.datetime.now(dt.UTC) - HEALTH_WINDOW
-    h = await repository.health(session, workspace_id, endpoint.id, since)
+    return health_out(
+        await history.health(session, workspace_id, Delivery.endpoint_id, endpoint.id, since)
+    )
+
+
+def health_out(h: history.HealthRow) -> Health:
     return Health(
         success_rate_24h=round(h.succeeded / h.attempts, 4) if h.attempts else None,
         attempts_24h=h.attempts,
