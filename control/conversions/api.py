@@ -34,7 +34,6 @@ from control.openapi import Operation
 from shared import signing
 
 READ, WRITE = "conversions:read", "conversions:write"
-REPLAYED = "idempotent-replayed"
 MAX_BODY = 64 * 1024
 NO_KEY = uuid.UUID(int=0)  # the callback has no API key; its idempotency keys are per workspace
 
@@ -95,7 +94,7 @@ async def conversion_callback(request: Request) -> Response:
     response = await idempotency.run(ctx, request, principal, work)
     # A repeated event_id is answered like an Idempotency-Key replay: the stored outcome.
     if created and not created[-1]:
-        response.headers[REPLAYED] = "true"
+        response.headers[idempotency.REPLAYED] = "true"
     return response
 
 

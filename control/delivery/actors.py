@@ -112,6 +112,20 @@ def enqueue(delivery_ids: Iterable[uuid.UUID | str], delay_ms: int = 0) -> None:
         _actor.send_with_options(args=(str(delivery_id),), delay=delay_ms or None)
 
 
+async def enqueue_committed(settings: ControlSettings, delivery_ids: list[uuid.UUID]) -> None:
+    """Queue deliveries an API request has just committed, off the event loop. Never raises:
+    a lost message is not lost work, the delivery is pending and due, so the reconciler sends
+    it once it is overdue."""
+    if not delivery_ids:
+        return
+    try:
+        if not configured():
+            configure(settings)
+        await asyncio.to_thread(enqueue, delivery_ids)
+    except Exception:
+        log.exception("could not enqueue %d deliveries; the reconciler will", len(delivery_ids))
+
+
 async def deliver(delivery_id: str) -> None:
     rt = runtime()
     sessions, http = rt.resources()

@@ -9,7 +9,6 @@ with `secret: null` (control/webhooks/api.py says why).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from typing import TypeVar
@@ -39,7 +38,6 @@ from control.destinations.schemas import (
 from control.http import decode, json_bytes, json_response, read_json, read_query
 from control.idempotency import service as idempotency
 from control.openapi import Operation
-from control.settings import ControlSettings
 from control.webhooks import service as webhooks
 from control.webhooks.schemas import (
     Health,
@@ -51,7 +49,6 @@ from control.webhooks.schemas import (
     TestSendResult,
 )
 
-REPLAYED = "idempotent-replayed"
 READ, WRITE = "webhooks:read", "webhooks:write"
 log = logging.getLogger("ricochet.control")
 T = TypeVar("T")
@@ -65,19 +62,6 @@ async def _optional_json(request: Request, type_: type[T]) -> T:
     """A body that may be left out entirely (then all defaults)."""
     raw = await request.body()
     return await read_json(request, type_) if raw.strip() else decode(b"{}", type_)
-
-
-async def enqueue(settings: ControlSettings, delivery_ids: list[uuid.UUID]) -> None:
-    """Queue new deliveries after their commit. A lost message is not lost work: the
-    delivery is pending and due, so the reconciler sends it once it is overdue."""
-    if not delivery_ids:
-        return
-    try:
-        if not actors.configured():
-            actors.configure(settings)
-        await asyncio.to_thread(actors.enqueue, delivery_ids)
-    except Exception:
-        log.exception("could not enqueue %d deliveries", len(delivery_ids))
 
 
 async def create_destination(request: Request) -> Response:
@@ -95,7 +79,7 @@ async def create_destination(request: Request) -> Response:
         return 201, json_bytes(redacted), f"/api/v1/destinations/{row.id}"
 
     response = await idempotency.run(ctx, request, principal, work)
-    if response.headers.get(REPLAYED) != "true":
+    if not idempotency.replayed(response):
         redacted, plaintext = issued[-1]
         body = msgspec.structs.replace(redacted, secret=plaintext, secret_redacted=False)
         response = json_response(body, 201, {"location": f"/api/v1/destinations/{body.id}"})
@@ -201,8 +185,8 @@ async def replay_destination_delivery(request: Request) -> Response:
         return 201, json_bytes(out), location
 
     response = await idempotency.run(ctx, request, principal, work)
-    if response.headers.get(REPLAYED) != "true":
-        await enqueue(ctx.settings, created[-1:])
+    if not idempotency.replayed(response):
+        await actors.enqueue_committed(ctx.settings, created[-1:])
     return response
 
 
@@ -217,8 +201,8 @@ async def recover_destination(request: Request) -> Response:
         return 200, json_bytes(Recovered(replayed=len(ids))), None
 
     response = await idempotency.run(ctx, request, principal, work)
-    if response.headers.get(REPLAYED) != "true" and created:
-        await enqueue(ctx.settings, created[-1])
+    if not idempotency.replayed(response) and created:
+        await actors.enqueue_committed(ctx.settings, created[-1])
     return response
 
 

@@ -21,6 +21,7 @@ from control.idempotency import repository
 from control.keys.service import Principal
 
 HEADER = "idempotency-key"
+REPLAYED = "idempotent-replayed"  # on a stored response answered again
 MAX_KEY = 255
 
 # The work: given the open transaction, return (status, JSON body bytes, Location or None).
@@ -40,8 +41,13 @@ def _fingerprint(request: Request, body: bytes) -> bytes:
 def _response(status: int, body: bytes, location: str | None, replayed: bool) -> Response:
     headers = {"location": location} if location else {}
     if replayed:
-        headers["idempotent-replayed"] = "true"
+        headers[REPLAYED] = "true"
     return Response(body, status, headers, media_type="application/json")
+
+
+def replayed(response: Response) -> bool:
+    """Whether `run` answered a stored response (its work, and side effects, ran before)."""
+    return response.headers.get(REPLAYED) == "true"
 
 
 async def run(ctx: AppContext, request: Request, principal: Principal, work: Work) -> Response:

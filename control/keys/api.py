@@ -33,7 +33,6 @@ from control.keys.schemas import (
 from control.keys.service import Principal
 from control.openapi import Operation
 
-REPLAYED = "idempotent-replayed"
 
 
 def to_out(key: ApiKey) -> ApiKeyOut:
@@ -99,7 +98,7 @@ async def create_api_key(request: Request) -> Response:
     response = await idempotency.run(ctx, request, principal, work)
     # Decide on the header, not on whether `work` ran: a request that lost an
     # Idempotency-Key race ran it too, but its key was rolled back and never exists.
-    if response.headers.get(REPLAYED) != "true":
+    if not idempotency.replayed(response):
         redacted, plaintext = issued[-1]
         body = msgspec.structs.replace(redacted, key=plaintext, key_redacted=False)
         response = json_response(body, 201, {"location": f"/api/v1/api-keys/{body.id}"})

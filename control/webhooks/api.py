@@ -8,7 +8,6 @@ non-replayed answer is rebuilt here with the plaintext, which lives nowhere else
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 
@@ -22,7 +21,6 @@ from control.delivery import actors, engine, guard
 from control.http import decode, json_bytes, json_response, read_json, read_query
 from control.idempotency import service as idempotency
 from control.openapi import Operation
-from control.settings import ControlSettings
 from control.webhooks import service
 from control.webhooks.schemas import (
     CreateWebhook,
@@ -42,7 +40,6 @@ from control.webhooks.schemas import (
     WebhookPage,
 )
 
-REPLAYED = "idempotent-replayed"
 log = logging.getLogger("ricochet.control")
 READ, WRITE = "webhooks:read", "webhooks:write"
 
@@ -66,7 +63,7 @@ async def create_webhook(request: Request) -> Response:
     response = await idempotency.run(ctx, request, principal, work)
     # Decide on the header, not on whether `work` ran: a request that lost an
     # Idempotency-Key race ran it too, but its endpoint was rolled back and never exists.
-    if response.headers.get(REPLAYED) != "true":
+    if not idempotency.replayed(response):
         redacted, plaintext = issued[-1]
         body = msgspec.structs.replace(redacted, secret=plaintext, secret_redacted=False)
         response = json_response(body, 201, {"location": f"/api/v1/webhooks/{body.id}"})
@@ -141,19 +138,6 @@ async def test_webhook(request: Request) -> Response:
     return json_response(result)
 
 
-async def _enqueue(settings: ControlSettings, delivery_ids: list[uuid.UUID]) -> None:
-    """Queue the new deliveries (after their commit). A lost message is not lost work: the
-    delivery is pending and due, so the engine's reconciler sends it once it is overdue."""
-    if not delivery_ids:
-        return
-    try:
-        if not actors.configured():
-            actors.configure(settings)
-        await asyncio.to_thread(actors.enqueue, delivery_ids)
-    except Exception:
-        log.exception("could not enqueue %d replayed deliveries", len(delivery_ids))
-
-
 async def replay_delivery(request: Request) -> Response:
     ctx, principal = await authorize(request, WRITE)
     created: list[uuid.UUID] = []
@@ -166,8 +150,8 @@ async def replay_delivery(request: Request) -> Response:
         return 201, json_bytes(out), f"/api/v1/webhooks/{out.endpoint_id}/deliveries/{out.id}"
 
     response = await idempotency.run(ctx, request, principal, work)
-    if response.headers.get(REPLAYED) != "true":
-        await _enqueue(ctx.settings, created[-1:])
+    if not idempotency.replayed(response):
+        await actors.enqueue_committed(ctx.settings, created[-1:])
     return response
 
 
@@ -182,8 +166,8 @@ async def recover_webhook(request: Request) -> Response:
         return 200, json_bytes(Recovered(replayed=len(ids))), None
 
     response = await idempotency.run(ctx, request, principal, work)
-    if response.headers.get(REPLAYED) != "true" and created:
-        await _enqueue(ctx.settings, created[-1])
+    if not idempotency.replayed(response) and created:
+        await actors.enqueue_committed(ctx.settings, created[-1])
     return response
 
 

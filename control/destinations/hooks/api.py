@@ -34,7 +34,6 @@ from control.http import json_bytes, json_response, read_json, read_query
 from control.idempotency import service as idempotency
 from control.openapi import Operation
 
-REPLAYED = "idempotent-replayed"
 READ, WRITE = "webhooks:read", "webhooks:write"
 
 
@@ -71,7 +70,7 @@ async def create_installation_token(request: Request) -> Response:
         return 201, json_bytes(redacted), f"/api/v1/installation-tokens/{row.id}"
 
     response = await idempotency.run(ctx, request, principal, work)
-    if response.headers.get(REPLAYED) != "true":
+    if not idempotency.replayed(response):
         redacted, plaintext = issued[-1]
         body = msgspec.structs.replace(redacted, token=plaintext, token_redacted=False)
         response = json_response(body, 201, {"location": f"/api/v1/installation-tokens/{body.id}"})
@@ -143,7 +142,7 @@ async def subscribe_hook(request: Request) -> Response:
         return 201, json_bytes(redacted), f"/api/v1/hooks/{out.id}"
 
     response = await idempotency.run(ctx, request, who.principal(), work)
-    if response.headers.get(REPLAYED) != "true":
+    if not idempotency.replayed(response):
         response = json_response(issued[-1], 201, {"location": f"/api/v1/hooks/{issued[-1].id}"})
     response.headers["cache-control"] = "no-store"
     return response
