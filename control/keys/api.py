@@ -34,7 +34,6 @@ from control.keys.service import Principal
 from control.openapi import Operation
 
 
-
 def to_out(key: ApiKey) -> ApiKeyOut:
     return ApiKeyOut(
         id=str(key.id),
