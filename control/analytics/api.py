@@ -3,15 +3,12 @@ service, encode. Ranges, defaults and filters are described in `service`."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
+from control import csvexport
 from control.analytics import service
 from control.analytics.repository import EXPORT_COLUMNS
 from control.analytics.schemas import (
@@ -28,7 +25,6 @@ from control.http import json_response, read_query
 from control.openapi import Operation
 
 SCOPE = "analytics:read"
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _now() -> dt.datetime:
@@ -59,49 +55,14 @@ async def analytics_links(request: Request) -> Response:
     return json_response(answer)
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dt.datetime):
-        stamp = value.astimezone(dt.UTC).isoformat(timespec="milliseconds")
-        return stamp.replace("+00:00", "Z")
-    text = str(value)
-    # Visitors choose UTM values and referrers: never let a spreadsheet run them.
-    return "'" + text if text.startswith(_FORMULA) else text
-
-
-def encode_rows(rows: Iterable[Sequence[Any]], header: bool = False) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    if header:
-        writer.writerow(EXPORT_COLUMNS)
-    writer.writerows([_cell(v) for v in row] for row in rows)
-    return buffer.getvalue().encode()
-
-
 async def analytics_export(request: Request) -> Response:
     ctx, principal = await authorize(request, SCOPE)
     query = read_query(request, ExportQuery)
     async with ctx.sessions.begin() as session:
         plan = await service.plan_export(session, principal.workspace_id, query, _now())
     pages = service.export_pages(ctx.sessions, plan)
-    # The first page before the response starts: a failure still answers as a problem.
-    first = await anext(pages)
-
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            yield encode_rows(first, header=True)
-            async for page in pages:
-                yield encode_rows(page)
-        finally:
-            await pages.aclose()
-
     filename = f"clicks-{plan.start:%Y%m%dT%H%M%SZ}-{plan.end:%Y%m%dT%H%M%SZ}.csv"
-    return StreamingResponse(
-        body(),
-        media_type="text/csv; charset=utf-8",
-        headers={"content-disposition": f'attachment; filename="{filename}"'},
-    )
+    return await csvexport.response(pages, EXPORT_COLUMNS, filename)
 
 
 _FILTERS = "Scope: `link_id`, `tag`, `space`, `domain` (all links of the workspace if none)"

@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from control.csvexport import FORMULA
 from control.errors import ApiError, Unprocessable
 from control.links import rules
 from control.links.schemas import BulkResult, ItemError, LinkIn, LinkOut
@@ -94,7 +95,6 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
 _FLAGS = ("track_conversions", "forward_query")
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 Status = Literal["created", "already_there", "invalid"]
 
@@ -352,7 +352,7 @@ def _status(text: str) -> int:
 
 
 def _unescape(text: str) -> str:
-    return text[1:] if len(text) > 1 and text[0] == "'" and text[1] in _FORMULA else text
+    return text[1:] if len(text) > 1 and text[0] == "'" and text[1] in FORMULA else text
 
 
 # -- outcomes ---------------------------------------------------------------------------
@@ -418,7 +418,7 @@ def _time(value: dt.datetime | None) -> str:
 
 
 def _escape(text: str) -> str:
-    return "'" + text if text.startswith(_FORMULA) else text
+    return "'" + text if text.startswith(FORMULA) else text
 
 
 def export_row(link: LinkOut) -> list[str]:

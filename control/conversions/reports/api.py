@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import decimal
-import io
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
+from control import csvexport
 from control.context import authorize
 from control.conversions import token
 from control.conversions.reports import service
@@ -30,7 +28,6 @@ from control.http import json_response, read_query
 from control.openapi import Operation
 
 SCOPE = "analytics:read"
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 _CLICK = EXPORT_COLUMNS.index("click_id")
 _VARIANT = EXPORT_COLUMNS.index("variant")
 
@@ -71,35 +68,13 @@ async def conversions_by_variant(request: Request) -> Response:
     return json_response(answer)
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime):
-        stamp = value.astimezone(dt.UTC).isoformat(timespec="milliseconds")
-        return stamp.replace("+00:00", "Z")
-    if isinstance(value, decimal.Decimal):
-        return format(value, "f")
-    text = str(value)
-    # Integrators choose event and order ids: never let a spreadsheet run them.
-    return "'" + text if text.startswith(_FORMULA) else text
-
-
 def _row(row: Sequence[Any]) -> list[str]:
     cells = list(row)
     if isinstance(cells[_CLICK], uuid.UUID):
         cells[_CLICK] = token.format_token(cells[_CLICK])
     if cells[_VARIANT] == -1:
         cells[_VARIANT] = None
-    return [_cell(v) for v in cells]
-
-
-def encode_rows(rows: Iterable[Sequence[Any]], header: bool = False) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    if header:
-        writer.writerow(EXPORT_COLUMNS)
-    writer.writerows(_row(row) for row in rows)
-    return buffer.getvalue().encode()
+    return csvexport.cells(cells)
 
 
 async def conversions_export(request: Request) -> Response:
@@ -108,22 +83,8 @@ async def conversions_export(request: Request) -> Response:
     async with ctx.sessions.begin() as session:
         plan = await service.plan_export(session, principal.workspace_id, query, _now())
     pages = service.export_pages(ctx.sessions, plan)
-    first = await anext(pages)  # before the response starts: a failure is still a problem
-
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            yield encode_rows(first, header=True)
-            async for page in pages:
-                yield encode_rows(page)
-        finally:
-            await pages.aclose()
-
     filename = f"conversions-{plan.start:%Y%m%dT%H%M%SZ}-{plan.end:%Y%m%dT%H%M%SZ}.csv"
-    return StreamingResponse(
-        body(),
-        media_type="text/csv; charset=utf-8",
-        headers={"content-disposition": f'attachment; filename="{filename}"'},
-    )
+    return await csvexport.response(pages, EXPORT_COLUMNS, filename, _row)
 
 
 _SCOPE = (
