@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +20,10 @@ import httpx2 as httpx
 import psutil
 import psycopg
 
+from control.settings import ControlSettings
+from ricochet import procs as procs_lib
 from ricochet.embedded import EmbeddedPostgres, EmbeddedRedis
+from tests.integration.conftest import _make_tenant as make_tenant
 
 CLICKS = 10_000
 KILL_AT = 3_000
@@ -29,12 +31,6 @@ CLIENTS = 8
 SLUGS = ("spring", "summer", "autumn")
 BOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 HUMAN = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _start(
@@ -64,41 +60,25 @@ def _start(
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, so Granian stops its worker processes too; SIGKILL to the whole tree only if
-    that does not end it (killing just the Granian parent would orphan its workers)."""
+    """SIGTERM first, so Granian stops its worker processes too; then reap the whole tree
+    (killing just the Granian parent would orphan its workers)."""
     if proc.poll() is not None:
         return
     tree = psutil.Process(proc.pid).children(recursive=True)
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
+    procs_lib.stop(proc)
     _, alive = psutil.wait_procs(tree, timeout=10)
     for child in alive:
         child.kill()
 
 
-def _tenant(env: dict[str, str]) -> tuple[str, str]:
-    """A workspace and API key, made the way the operator CLI does."""
-    from control.db import create_engine, session_factory
-    from control.domains import service as domains
-    from control.keys import service as keys
-    from control.workspaces import service as workspaces
-
-    async def go() -> tuple[str, str]:
-        engine = create_engine(env["RICOCHET_DATABASE_URL"].replace("://", "+psycopg://", 1), 2)
-        try:
-            async with session_factory(engine).begin() as session:
-                await domains.ensure_default(session, "localhost")
-                ws = await workspaces.create(session, "load")
-                _, key = await keys.create(session, env["RICOCHET_SECRET_KEY"], ws.id, "test")
-            return str(ws.id), key
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(go())
+def _tenant(env: dict[str, str]) -> str:
+    """A workspace and its API key, as the integration tests make them."""
+    settings = ControlSettings(
+        database_url=env["RICOCHET_DATABASE_URL"],
+        redis_url=env["RICOCHET_REDIS_URL"],
+        secret_key=env["RICOCHET_SECRET_KEY"],
+    )
+    return asyncio.run(make_tenant(settings, "load")).api_key
 
 
 def _counts(database_url: str) -> dict[str, int]:
@@ -143,7 +123,7 @@ def test_clicks_through_the_edge_are_stored_once_across_an_ingest_kill9(tmp_path
     log = tmp_path / "stack.log"
     try:
         database_url, redis_url = pg.start(), store.start()
-        edge_port, control_port = _free_port(), _free_port()
+        edge_port, control_port = procs_lib.free_port(), procs_lib.free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("RICOCHET_")}
         env.update(
             {
@@ -166,7 +146,7 @@ def test_clicks_through_the_edge_are_stored_once_across_an_ingest_kill9(tmp_path
             capture_output=True,
             timeout=60,
         )
-        _, api_key = _tenant(env)
+        api_key = _tenant(env)
         control = f"http://127.0.0.1:{control_port}"
         edge = f"http://127.0.0.1:{edge_port}"
         procs["control"] = _start(env, log, "control", ready=f"{control}/_/readyz")

@@ -361,15 +361,13 @@ def test_ingest_metrics_line() -> None:
 
 def test_ingest_metrics_are_served_for_prometheus() -> None:
     import datetime as dt
-    import socket
 
     import httpx2
 
     from control.ingest.metrics import IngestMetrics
+    from ricochet.procs import free_port
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     metrics = IngestMetrics()
     metrics.serve("127.0.0.1", port)
     newest = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=3)
