@@ -65,6 +65,36 @@ def _target(
     return Target(edge_url=edge_url, control_url=control_url, api_key=api_key)
 
 
+_profile_option = click.option(
+    "--profile",
+    type=_PROFILES,
+    default="full",
+    show_default=True,
+    help="Budgets: full (design.md) or smoke (loose bounds for CI).",
+)
+_results_option = click.option(
+    "--results-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=ROOT / "bench" / "results",
+    help="Where the JSON result goes [bench/results].",
+)
+
+
+def _common(kw: dict[str, Any], *, urls: bool = True) -> dict[str, Any]:
+    """The Config fields every bench with `target_options` shares."""
+    return {
+        "profile": kw["profile"],
+        "settings": _settings(kw["settings"]),
+        "target": _target(
+            kw["dev_json"],
+            kw["edge_url"] if urls else None,
+            kw["control_url"] if urls else None,
+            kw["api_key"] if urls else None,
+        ),
+        "results_dir": kw["results_dir"],
+    }
+
+
 def target_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Where to run: a stack of the bench's own (default) or a running one."""
     options = [
@@ -85,19 +115,8 @@ def target_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="A setting for the bench's own stack (repeatable), e.g. "
             "RICOCHET_CAPTURE_FLUSH_MS=20.",
         ),
-        click.option(
-            "--profile",
-            type=_PROFILES,
-            default="full",
-            show_default=True,
-            help="Budgets: full (design.md) or smoke (loose bounds for CI).",
-        ),
-        click.option(
-            "--results-dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            default=ROOT / "bench" / "results",
-            help="Where the JSON result goes [bench/results].",
-        ),
+        _profile_option,
+        _results_option,
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -280,10 +299,7 @@ def bench_redirect(**kw: Any) -> None:
             tool=kw["ceiling_tool"],
         ),
         with_floor=kw["floor"],
-        profile=kw["profile"],
-        settings=_settings(kw["settings"]),
-        target=_target(kw["dev_json"], kw["edge_url"], kw["control_url"], kw["api_key"]),
-        results_dir=kw["results_dir"],
+        **_common(kw),
     )
     sys.exit(redirect.run(cfg, click.echo))
 
@@ -306,13 +322,8 @@ def bench_redirect(**kw: Any) -> None:
     show_default=True,
     help="Granian workers of each server.",
 )
-@click.option("--profile", type=_PROFILES, default="full", show_default=True)
-@click.option(
-    "--results-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=ROOT / "bench" / "results",
-    help="[bench/results]",
-)
+@_profile_option
+@_results_option
 def bench_ceiling(
     tool: str,
     rounds: int,
@@ -362,10 +373,7 @@ def bench_ingest(**kw: Any) -> None:
         lag_rate=kw["lag_rate"],
         lag_seconds=kw["lag_seconds"],
         flush_ms=kw["flush_ms"],
-        profile=kw["profile"],
-        settings=_settings(kw["settings"]),
-        target=_target(kw["dev_json"], None, None, None),
-        results_dir=kw["results_dir"],
+        **_common(kw, urls=False),
     )
     sys.exit(ingest.run(cfg, click.echo))
 
@@ -382,10 +390,7 @@ def bench_bulk(**kw: Any) -> None:
     cfg = bulk_create.Config(
         rounds=kw["rounds"],
         size=kw["size"],
-        profile=kw["profile"],
-        settings=_settings(kw["settings"]),
-        target=_target(kw["dev_json"], kw["edge_url"], kw["control_url"], kw["api_key"]),
-        results_dir=kw["results_dir"],
+        **_common(kw),
     )
     sys.exit(bulk_create.run(cfg, click.echo))
 
@@ -410,10 +415,7 @@ def bench_webhooks(**kw: Any) -> None:
         events=kw["events"],
         paced_rate=kw["paced_rate"],
         paced_seconds=kw["paced_seconds"],
-        profile=kw["profile"],
-        settings=_settings(kw["settings"]),
-        target=_target(kw["dev_json"], kw["edge_url"], kw["control_url"], kw["api_key"]),
-        results_dir=kw["results_dir"],
+        **_common(kw),
     )
     sys.exit(webhooks.run(cfg, click.echo))
 
@@ -446,22 +448,14 @@ def bench_api(**kw: Any) -> None:
         duration_s=kw["duration"],
         warmup_s=kw["warmup"],
         links=kw["links"],
-        profile=kw["profile"],
-        settings=_settings(kw["settings"]),
-        target=_target(kw["dev_json"], kw["edge_url"], kw["control_url"], kw["api_key"]),
-        results_dir=kw["results_dir"],
+        **_common(kw),
     )
     sys.exit(api.run(cfg, click.echo))
 
 
 @bench.command("all")
-@click.option("--profile", type=_PROFILES, default="full", show_default=True)
-@click.option(
-    "--results-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=ROOT / "bench" / "results",
-    help="[bench/results]",
-)
+@_profile_option
+@_results_option
 def bench_all(profile: str, results_dir: Path) -> None:
     """Every bench with its defaults, one after another (each on a stack of its own),
     then one line per bench: what the budget says about this machine."""
