@@ -46,7 +46,12 @@ class ControlSettings(msgspec.Struct, frozen=True, kw_only=True):
     delivery_connect_timeout_s: float = 3.0
     delivery_read_timeout_s: float = 10.0
     delivery_max_response_bytes: int = 65_536
-    delivery_endpoint_concurrency: int = 4  # in-flight requests per endpoint per worker
+    # In-flight requests per endpoint (or destination) per worker process: a slow receiver
+    # holds at most this many of a process's threads x batch concurrent attempts.
+    delivery_endpoint_concurrency: int = 16
+    # Delivery ids per broker message: a worker thread attempts them concurrently, and their
+    # claims and records share statements (docs/adr/0011-batched-delivery.md).
+    delivery_batch: int = 50
     # Refuse private, loopback and link-local receivers unless this is on (tests, dev).
     allow_private_destinations: bool = False
     # Dramatiq broker: its own Redis database (default: RICOCHET_REDIS_URL's db + 1), or
@@ -99,6 +104,8 @@ class ControlSettings(msgspec.Struct, frozen=True, kw_only=True):
             problems.append("RICOCHET_BROKER_URL must be a redis:// or amqp:// URL")
         if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9._-]*", self.delivery_queue):
             problems.append("RICOCHET_DELIVERY_QUEUE: letters, digits, '.', '_' and '-' only")
+        if not 1 <= self.delivery_batch <= 1000:
+            problems.append("RICOCHET_DELIVERY_BATCH must be between 1 and 1000")
         if self.delivery_reconcile_s <= 0 or self.delivery_lease_margin_s < 0:
             problems.append(
                 "RICOCHET_DELIVERY_RECONCILE_S must be positive, "

@@ -1,5 +1,9 @@
 """The delivery actor: a thin shell around `engine.attempt`, on Dramatiq's asyncio loop.
 
+A message carries up to `delivery_batch` delivery ids (docs/adr/0011-batched-delivery.md):
+the broker's per-message costs (fetch, ack, a thread hand-off) are paid once per batch,
+and the attempts of a batch run concurrently, their statements shared.
+
 Dramatiq's AsyncIO middleware runs every async actor on one event loop thread per worker
 process, so the database engine, HTTP client and per-endpoint semaphores are shared there.
 Dramatiq retries are off (max_retries=0): the engine decides when to try again and the
@@ -11,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import uuid
 from collections.abc import Iterable
 
+import aiohttp
 import dramatiq
-import httpx2
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware.asyncio import AsyncIO
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -40,9 +45,9 @@ class Runtime:
         self.settings = settings
         self.db: AsyncEngine | None = None
         self.sessions: async_sessionmaker[AsyncSession] | None = None
-        self.http: httpx2.AsyncClient | None = None
+        self.http: aiohttp.ClientSession | None = None
 
-    def resources(self) -> tuple[async_sessionmaker[AsyncSession], httpx2.AsyncClient]:
+    def resources(self) -> tuple[async_sessionmaker[AsyncSession], aiohttp.ClientSession]:
         if self.sessions is None or self.http is None:
             self.db = create_engine(self.settings.sqlalchemy_url, self.settings.db_pool_size)
             self.sessions = session_factory(self.db)
@@ -51,7 +56,7 @@ class Runtime:
 
     async def aclose(self) -> None:
         if self.http is not None:
-            await self.http.aclose()
+            await self.http.close()
         if self.db is not None:
             await self.db.dispose()
         self.db = self.sessions = self.http = None
@@ -105,11 +110,14 @@ def runtime() -> Runtime:
 
 
 def enqueue(delivery_ids: Iterable[uuid.UUID | str], delay_ms: int = 0) -> None:
-    """Queue an attempt of each delivery (blocking; call after the creating commit)."""
-    if _actor is None:
+    """Queue an attempt of each delivery, `delivery_batch` ids per message (blocking; call
+    after the creating commit)."""
+    if _actor is None or _runtime is None:
         raise RuntimeError("control.delivery.actors.configure() was not called")
-    for delivery_id in delivery_ids:
-        _actor.send_with_options(args=(str(delivery_id),), delay=delay_ms or None)
+    ids = [str(i) for i in delivery_ids]
+    size = _runtime.settings.delivery_batch
+    for start in range(0, len(ids), size):
+        _actor.send_with_options(args=tuple(ids[start : start + size]), delay=delay_ms or None)
 
 
 async def enqueue_committed(settings: ControlSettings, delivery_ids: list[uuid.UUID]) -> None:
@@ -126,14 +134,28 @@ async def enqueue_committed(settings: ControlSettings, delivery_ids: list[uuid.U
         log.exception("could not enqueue %d deliveries; the reconciler will", len(delivery_ids))
 
 
-async def deliver(delivery_id: str) -> None:
+async def deliver(*delivery_ids: str) -> None:
+    """Attempt each delivery, concurrently (each under its target's cap), then queue the
+    next attempt of those to be retried, one message per retry time."""
     rt = runtime()
     sessions, http = rt.resources()
-    outcome = await engine.attempt(sessions, http, rt.settings, uuid.UUID(delivery_id))
-    if outcome.status == "retrying" and outcome.next_attempt_at is not None:
-        wait = outcome.next_attempt_at - dt.datetime.now(dt.UTC)
-        delay_ms = max(1, int(wait.total_seconds() * 1000))
+    outcomes = await asyncio.gather(
+        *(engine.attempt(sessions, http, rt.settings, uuid.UUID(i)) for i in delivery_ids),
+        return_exceptions=True,
+    )
+    retries: dict[int, list[uuid.UUID]] = {}  # delay in ms -> ids
+    for delivery_id, outcome in zip(delivery_ids, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            # Its claim runs out and the reconciler sends it again.
+            log.error("delivery %s: attempt crashed", delivery_id, exc_info=outcome)
+        elif outcome.status == "retrying" and outcome.next_attempt_at is not None:
+            wait = outcome.next_attempt_at - dt.datetime.now(dt.UTC)
+            # Tenths of a second, rounded up: retries due within 0.1 s of each other share
+            # a message, and none arrives before it is due.
+            delay_ms = 100 * max(1, math.ceil(wait.total_seconds() * 10))
+            retries.setdefault(delay_ms, []).append(outcome.delivery_id)
+        elif outcome.status in ("failed", "dead"):
+            log.info("delivery %s %s: %s", delivery_id, outcome.status, outcome.error)
+    for delay_ms, ids in retries.items():
         # If this enqueue is lost, the reconciler sends the attempt once it is overdue.
-        await asyncio.to_thread(enqueue, [outcome.delivery_id], delay_ms)
-    elif outcome.status in ("failed", "dead"):
-        log.info("delivery %s %s: %s", delivery_id, outcome.status, outcome.error)
+        await asyncio.to_thread(enqueue, ids, delay_ms)

@@ -8,7 +8,8 @@ State lives in `deliveries`; the broker only carries ids, so a duplicate or late
 harmless: an attempt is claimed first (one conditional UPDATE moves `next_attempt_at` forward
 by a lease, so a concurrent duplicate finds the delivery not due and skips it), and the
 outcome is written only if the attempt count is still the one claimed (the statements are
-in control/delivery/repository.py: one round trip per step, no ORM on this path).
+in control/delivery/repository.py: one statement per step, no ORM on this path, and
+concurrent attempts share each statement: control/delivery/statements.py).
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import httpx2
+import aiohttp
 from cryptography.fernet import InvalidToken
 from sqlalchemy import and_, false, func, not_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from control.db import new_id
-from control.delivery import guard, repository
+from control.delivery import guard, repository, statements
 from control.delivery.models import Delivery
 from control.destinations import outbound, presets
 from control.settings import ControlSettings
@@ -38,7 +39,6 @@ from shared.signing import REASON_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, si
 RETRYABLE = frozenset({408, 409, 425, 429})
 TERMINAL = frozenset({"succeeded", "failed", "dead"})
 EXCERPT_CHARS = 1000
-EARLY_S = 1.0  # a message may arrive this much before next_attempt_at and still run
 
 
 @dataclass(frozen=True)
@@ -90,67 +90,43 @@ class _Claim:
 
 async def attempt(
     sessions: async_sessionmaker[AsyncSession],
-    http: httpx2.AsyncClient,
+    http: aiohttp.ClientSession,
     settings: ControlSettings,
     delivery_id: uuid.UUID,
 ) -> AttemptOutcome:
-    db = repository.bind(sessions)
-    async with repository.connection(db) as conn:
-        target_id = await repository.target(conn, delivery_id)
-        if target_id is None:
-            return AttemptOutcome(delivery_id, "skipped", error="delivery not found")
-        cap = _semaphore(settings, target_id)
-        # Under the cap (the usual case) the claim reuses this connection: one check-out
-        # fewer. Waiting for the cap never holds a connection.
-        claim: _Claim | AttemptOutcome | None = None
-        if not cap.locked():
-            await cap.acquire()  # free: taken at once, without yielding to another task
-            try:
-                claim = await _claim(conn, settings, delivery_id)
-            except BaseException:
-                cap.release()
-                raise
-    if claim is None:
-        await cap.acquire()
-        try:
-            async with repository.connection(db) as conn:
-                claim = await _claim(conn, settings, delivery_id)
-        except BaseException:
-            cap.release()
-            raise
-    try:
+    sql = statements.for_engine(repository.bind(sessions))
+    target_id = await sql.target(delivery_id)
+    if target_id is None:
+        return AttemptOutcome(delivery_id, "skipped", error="delivery not found")
+    # The cap covers the claim and the request, not the record: waiting for the cap never
+    # holds a claim (its lease would run while waiting), and recording does not load the
+    # receiver.
+    async with _semaphore(settings, target_id):
+        claim = await _claim(sql, settings, delivery_id)
         if isinstance(claim, AttemptOutcome):
             return claim
-        return await _send_and_record(db, http, settings, delivery_id, claim)
-    finally:
-        cap.release()
+        sent = await _send(http, settings, claim)
+    return await _record(sql, settings, delivery_id, claim, sent)
 
 
 async def _claim(
-    conn: repository.Conn, settings: ControlSettings, delivery_id: uuid.UUID
+    sql: statements.Statements, settings: ControlSettings, delivery_id: uuid.UUID
 ) -> _Claim | AttemptOutcome:
-    now = _now()
     # The lease: a duplicate message finds the delivery not due until the attempt ends
     # (or, if this worker dies mid-attempt, the reconciler sends it again later).
     # guard.post ends an attempt at its deadline, so the claim outlives a live attempt.
     lease = guard.attempt_deadline_s(settings) + settings.delivery_lease_margin_s
-    row = await repository.claim(
-        conn,
-        delivery_id,
-        now,
-        due_by=now + dt.timedelta(seconds=EARLY_S),
-        lease_until=now + dt.timedelta(seconds=lease),
-    )
+    row = await sql.claim((delivery_id, lease))
     if row is None:
-        state = await repository.why_not(conn, delivery_id)
-        if state is None:
-            return AttemptOutcome(delivery_id, "skipped", error="delivery not found")
-        status, _ = state
-        why = f"already {status}" if status in TERMINAL else "not due"
+        return AttemptOutcome(delivery_id, "skipped", error="delivery not found")
+    if isinstance(row, str):
+        why = f"already {row}" if row in TERMINAL else "not due"
         return AttemptOutcome(delivery_id, "skipped", error=why)
+    now = _now()
     target = _target(settings, row, now)
     if isinstance(target, str):
-        await repository.fail(conn, delivery_id, row.attempts, target, now)
+        async with repository.connection(sql.db) as conn:
+            await repository.fail(conn, delivery_id, row.attempts, target, now)
         return AttemptOutcome(delivery_id, "failed", error=target)
     return dataclasses.replace(target, number=row.attempts + 1, body=row.body)
 
@@ -198,13 +174,16 @@ def _excerpt(body: bytes) -> str:
     return body.decode("utf-8", "replace")[:EXCERPT_CHARS].replace("\x00", "\ufffd")
 
 
-async def _send_and_record(
-    db: AsyncEngine,
-    http: httpx2.AsyncClient,
-    settings: ControlSettings,
-    delivery_id: uuid.UUID,
-    claim: _Claim,
-) -> AttemptOutcome:
+@dataclass(frozen=True)
+class _Sent:
+    status_code: int | None
+    excerpt: str | None
+    error: str | None
+    refused: bool
+    latency_ms: int
+
+
+async def _send(http: aiohttp.ClientSession, settings: ControlSettings, claim: _Claim) -> _Sent:
     timestamp = int(time.time())
     headers = {
         **claim.headers,
@@ -228,17 +207,27 @@ async def _send_and_record(
     except guard.Refused as exc:
         refused = True
         error = f"destination refused: {exc}"
-    except httpx2.TimeoutException as exc:
-        error = f"timeout: {type(exc).__name__}"
-    except httpx2.HTTPError as exc:
-        error = f"network error: {type(exc).__name__}: {exc}"[:EXCERPT_CHARS]
+    except guard.Timeout as exc:
+        error = f"timeout: {exc}"[:EXCERPT_CHARS]
+    except guard.SendError as exc:
+        error = f"network error: {exc}"[:EXCERPT_CHARS]
     latency_ms = round((time.perf_counter() - started) * 1000)
-    now = _now()
+    return _Sent(status_code, excerpt, error, refused, latency_ms)
 
+
+async def _record(
+    sql: statements.Statements,
+    settings: ControlSettings,
+    delivery_id: uuid.UUID,
+    claim: _Claim,
+    sent: _Sent,
+) -> AttemptOutcome:
+    now = _now()
     delays = schedule(settings)
     next_at: dt.datetime | None = None
+    status_code, error = sent.status_code, sent.error
     # A refusal is policy, not a transient fault: retrying cannot help.
-    status = "failed" if refused else classify(status_code)
+    status = "failed" if sent.refused else classify(status_code)
     if status == "retry":
         if claim.number <= len(delays):
             status = "retrying"
@@ -248,24 +237,22 @@ async def _send_and_record(
     if status_code is not None and status not in ("succeeded",) and error is None:
         error = f"HTTP {status_code}"
     error = outbound.scrub(error, claim.hidden)
-    excerpt = outbound.scrub(excerpt, claim.hidden)
-
-    async with repository.connection(db) as conn:
-        recorded = await repository.record(
-            conn,
-            id=delivery_id,
-            attempt_id=new_id(),
-            number=claim.number,
-            status=status,
-            next_at=next_at,
-            status_code=status_code,
-            error=error,
-            now=now,
-            latency_ms=latency_ms,
-            excerpt=excerpt,
+    recorded = await sql.record(
+        {
+            "id": delivery_id,
+            "attempt_id": new_id(),
+            "number": claim.number,
+            "status": status,
+            "next_at": next_at,
+            "status_code": status_code,
+            "error": error,
+            "now": now,
+            "latency_ms": sent.latency_ms,
+            "excerpt": outbound.scrub(sent.excerpt, claim.hidden),
             # REST hooks: the platform answers 410 Gone once the subscription is gone there.
-            gone=claim.hook_id if status_code == 410 else None,
-        )
+            "gone": claim.hook_id if status_code == 410 else None,
+        }
+    )
     if not recorded:
         # Deleted meanwhile, or another attempt was recorded first (a lease outlived).
         return AttemptOutcome(delivery_id, "skipped", error="attempt superseded")

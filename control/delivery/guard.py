@@ -1,16 +1,20 @@
 """Outbound HTTP for webhook delivery, guarded against server-side request forgery.
 
-A receiver URL is customer input, so every connection is checked where it is made: a custom
-httpcore2 network backend resolves the host itself, refuses the connection if ANY address
-it resolves to is private, loopback, link-local, multicast, reserved or unspecified (IPv4
-inside IPv6 — mapped, NAT64, 6to4 — is judged by its IPv4 address), and then connects to
-the very address it checked (no second DNS lookup, so DNS rebinding between check and
-connect is impossible). Numeric host spellings (`2130706433`, `0177.0.0.1`, `0x7f.1`,
-`127.1`) need no special case: they resolve to the address they mean, which is checked.
-The URL keeps its host name, so TLS SNI and certificate validation use the original name.
-Redirects are never followed, proxies from the environment are ignored (they would bypass
-the check), at most `delivery_max_response_bytes` of a response body are read, and a whole
-attempt ends after `attempt_deadline_s` (a receiver dribbling bytes cannot hold a worker).
+A receiver URL is customer input, so every connection is checked where it is made. The
+HTTP client is aiohttp (docs/adr/0011-batched-delivery.md: several times less CPU per
+request than httpx2, whose pool re-examined every connection on every request). Its
+connector is given a resolver that resolves the host itself and refuses the connection if
+ANY address the name resolves to is private, loopback, link-local, multicast, reserved or
+unspecified (IPv4 inside IPv6 -- mapped, NAT64, 6to4 -- is judged by its IPv4 address); the
+connector then connects to those very addresses (no second DNS lookup, so DNS rebinding
+between check and connect is impossible), and a socket factory checks each address once
+more as the socket is made: an IP-literal host, which needs no resolver, is judged there.
+Legacy numeric spellings (`2130706433`, `0177.0.0.1`, `0x7f.1`, `127.1`) are refused
+outright by aiohttp as not canonical. The URL keeps its host name, so TLS SNI and
+certificate validation use the original name. Redirects are never followed, proxies from
+the environment are ignored (they would bypass the check), at most
+`delivery_max_response_bytes` of a response body are read, and a whole attempt ends after
+`attempt_deadline_s` (a receiver dribbling bytes cannot hold a worker).
 
 Only https is allowed, and plain http only with `allow_private_destinations` (tests, dev).
 """
@@ -21,13 +25,12 @@ import asyncio
 import ipaddress
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
 
-import httpcore2
-import httpx2
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
 
 from control.settings import ControlSettings
 
@@ -40,6 +43,18 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 class Refused(Exception):
     """The destination is not allowed; nothing was sent."""
+
+
+class SendError(Exception):
+    """No answer: the connection failed or broke (retried by the engine)."""
+
+
+class Timeout(SendError):
+    """No answer in time."""
+
+
+class _RefusedAddress(OSError):
+    """Raised by the socket factory; aiohttp wraps it, `post` turns it into Refused."""
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -70,14 +85,19 @@ def _forbidden(address: str) -> bool:
     )
 
 
-def check_url(settings: ControlSettings, url: str) -> None:
-    """Refuse a URL whose scheme is not allowed (the address check happens at connect)."""
-    parts = urlsplit(url)
+def check_url(settings: ControlSettings, url: str) -> URL:
+    """The URL as aiohttp will read it, or Refused if its scheme is not allowed or it has no
+    host (the address checks happen at connect)."""
+    try:
+        parsed = URL(url)
+    except (ValueError, TypeError) as exc:
+        raise Refused(f"the URL is not valid: {exc}") from exc
     allowed = ("https", "http") if settings.allow_private_destinations else ("https",)
-    if parts.scheme not in allowed:
-        raise Refused(f"scheme {parts.scheme or '(none)'!r} is not allowed")
-    if not parts.hostname:
+    if parsed.scheme not in allowed:
+        raise Refused(f"scheme {parsed.scheme or '(none)'!r} is not allowed")
+    if not parsed.host:
         raise Refused("the URL has no host")
+    return parsed
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -103,49 +123,46 @@ async def resolve(
     return addresses
 
 
-class GuardedBackend(httpcore2.AsyncNetworkBackend):
-    """Resolves and checks the host, then connects to a checked address."""
+class _GuardedResolver(AbstractResolver):
+    """aiohttp's resolver: every address of the name, or Refused if any is not public."""
 
-    def __init__(self, allow_private: bool, resolver: Resolver = system_resolver) -> None:
+    def __init__(self, allow_private: bool, resolver: Resolver) -> None:
         self.allow_private = allow_private
         self.resolver = resolver
-        self.inner = httpcore2.AnyIOBackend()
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore2 interface)
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore2.AsyncNetworkStream:
-        try:
-            addresses = await asyncio.wait_for(
-                resolve(host, port, self.allow_private, self.resolver), timeout=timeout
-            )
-        except (OSError, TimeoutError) as exc:
-            raise httpcore2.ConnectError(f"cannot resolve {host}: {exc}") from exc
-        last: Exception | None = None
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        addresses = await resolve(host, port, self.allow_private, self.resolver)
+        results: list[ResolveResult] = []
         for address in addresses:
-            try:
-                return await self.inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
-                )
-            except (httpcore2.ConnectError, httpcore2.ConnectTimeout) as exc:
-                last = exc
-        assert last is not None
-        raise last
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+            results.append(
+                {
+                    "hostname": host,  # SNI and certificate checks use the name
+                    "host": address,
+                    "port": port,
+                    "family": socket.AF_INET6 if ip.version == 6 else socket.AF_INET,
+                    "proto": 0,
+                    "flags": socket.AI_NUMERICHOST,
+                }
+            )
+        return results
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore2 interface)
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore2.AsyncNetworkStream:
-        raise Refused("unix sockets are not allowed")
+    async def close(self) -> None:
+        return None
 
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
+
+def _socket_factory(allow_private: bool) -> Callable[[tuple], socket.socket]:  # type: ignore[type-arg]
+    """The last check, on the address the socket is about to connect to."""
+
+    def make(addr_info: tuple) -> socket.socket:  # type: ignore[type-arg]
+        family, type_, proto, _, address = addr_info
+        if not allow_private and _forbidden(str(address[0])):
+            raise _RefusedAddress(f"{address[0]} is not a public address")
+        return socket.socket(family=family, type=type_, proto=proto)
+
+    return make
 
 
 def ssl_context(settings: ControlSettings) -> ssl.SSLContext:
@@ -153,48 +170,36 @@ def ssl_context(settings: ControlSettings) -> ssl.SSLContext:
     RICOCHET_DELIVERY_CA_BUNDLE (never SSL_CERT_FILE & co: configuration is read once)."""
     if settings.delivery_ca_bundle:
         return ssl.create_default_context(cafile=settings.delivery_ca_bundle)
-    return httpx2.create_ssl_context(trust_env=False)
-
-
-class _Transport(httpx2.AsyncHTTPTransport):
-    def __init__(self, settings: ControlSettings, max_connections: int, resolver: Resolver) -> None:
-        context = ssl_context(settings)
-        super().__init__(verify=context, trust_env=False)
-        # httpx2 has no public way to choose the network backend: swap in the pool it would
-        # build, with the guarded backend. Fail loudly should a new httpx2 stop using `_pool`
-        # (a silent miss would send unchecked; the SSRF tests would catch it too).
-        if not isinstance(getattr(self, "_pool", None), httpcore2.AsyncConnectionPool):
-            raise RuntimeError("httpx2.AsyncHTTPTransport no longer keeps its pool in _pool")
-        self._pool = httpcore2.AsyncConnectionPool(
-            ssl_context=context,
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=30.0,
-            http1=True,
-            http2=False,
-            retries=0,
-            network_backend=GuardedBackend(settings.allow_private_destinations, resolver),
-        )
+    return ssl.create_default_context()
 
 
 def client(
     settings: ControlSettings,
     max_connections: int = 200,
     resolver: Resolver = system_resolver,
-) -> httpx2.AsyncClient:
-    """The HTTP client every delivery goes through (one per process and event loop)."""
-    timeout = httpx2.Timeout(
-        connect=settings.delivery_connect_timeout_s,
-        read=settings.delivery_read_timeout_s,
-        write=settings.delivery_read_timeout_s,
-        pool=settings.delivery_read_timeout_s,
+) -> aiohttp.ClientSession:
+    """The HTTP client every delivery goes through (one per process and event loop; make it
+    on that loop)."""
+    allow = settings.allow_private_destinations
+    connector = aiohttp.TCPConnector(
+        limit=max_connections,
+        resolver=_GuardedResolver(allow, resolver),
+        ssl=ssl_context(settings),
+        keepalive_timeout=30.0,
+        socket_factory=_socket_factory(allow),
     )
-    return httpx2.AsyncClient(
-        transport=_Transport(settings, max_connections, resolver),
-        timeout=timeout,
-        follow_redirects=False,
-        trust_env=False,
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=settings.delivery_connect_timeout_s,
+            sock_read=settings.delivery_read_timeout_s,
+        ),
         headers={"user-agent": USER_AGENT},
+        # The excerpt stores the bytes as they came: ask for them uncompressed.
+        skip_auto_headers=("accept-encoding",),
+        auto_decompress=False,
+        trust_env=False,
     )
 
 
@@ -211,38 +216,53 @@ class Response:
 
 
 async def post(
-    http: httpx2.AsyncClient,
+    http: aiohttp.ClientSession,
     settings: ControlSettings,
     url: str,
     body: bytes,
     headers: Mapping[str, str],
 ) -> Response:
-    """POST `body`; raises Refused, or httpx2.HTTPError on a network failure or timeout."""
-    check_url(settings, url)
+    """POST `body`; raises Refused, or SendError (Timeout) when no answer came."""
+    target = check_url(settings, url)
     deadline = attempt_deadline_s(settings)
     try:
         async with asyncio.timeout(deadline):
-            return await _post(http, settings, url, body, headers)
-    except httpx2.InvalidURL as exc:  # not an HTTPError: it would escape the engine
+            return await _post(http, settings, target, body, headers)
+    except aiohttp.InvalidURL as exc:
         raise Refused(f"the URL is not valid: {exc}") from exc
+    except aiohttp.ClientConnectorError as exc:
+        if isinstance(exc.os_error, _RefusedAddress):
+            raise Refused(str(exc.os_error)) from exc
+        raise SendError(_describe(exc)) from exc
+    except aiohttp.ServerTimeoutError as exc:  # connect or read timeout
+        raise Timeout(_describe(exc)) from exc
     except TimeoutError as exc:
-        raise httpx2.ReadTimeout(f"the attempt took longer than {deadline:g} s") from exc
+        raise Timeout(f"the attempt took longer than {deadline:g} s") from exc
+    except aiohttp.ClientError as exc:
+        raise SendError(_describe(exc)) from exc
+    except ValueError as exc:  # aiohttp refuses to write it (say, a header value with CR/LF)
+        raise Refused(f"the request is not valid: {exc}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 async def _post(
-    http: httpx2.AsyncClient,
+    http: aiohttp.ClientSession,
     settings: ControlSettings,
-    url: str,
+    url: URL,
     body: bytes,
     headers: Mapping[str, str],
 ) -> Response:
     limit = settings.delivery_max_response_bytes
-    async with http.stream("POST", url, content=body, headers=dict(headers)) as response:
+    async with http.post(url, data=body, headers=dict(headers), allow_redirects=False) as response:
         chunks: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_raw():
+        while size < limit:
+            chunk = await response.content.read(limit - size)
+            if not chunk:
+                break
             chunks.append(chunk)
             size += len(chunk)
-            if size >= limit:
-                break
-        return Response(response.status_code, b"".join(chunks)[:limit])
+        return Response(response.status, b"".join(chunks))

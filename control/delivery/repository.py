@@ -42,7 +42,9 @@ async def connection(db: AsyncEngine) -> AsyncIterator[Conn]:
         yield cast(Conn, raw.driver_connection)
 
 
-TARGET = "SELECT coalesce(endpoint_id, destination_id) FROM deliveries WHERE id = %s"
+TARGETS = """
+SELECT id, coalesce(endpoint_id, destination_id) FROM deliveries WHERE id = ANY(%s::uuid[])
+"""
 
 # Due: not finished, and next_attempt_at reached (a message may come EARLY_S before it).
 # The lease moves next_attempt_at past the attempt's deadline, so a duplicate message
@@ -51,11 +53,11 @@ TARGET = "SELECT coalesce(endpoint_id, destination_id) FROM deliveries WHERE id 
 CLAIM = """
 WITH claimed AS (
     UPDATE deliveries SET next_attempt_at = %(lease_until)s, updated_at = %(now)s
-    WHERE id = %(id)s AND status IN ('pending', 'retrying')
+    WHERE id = ANY(%(ids)s::uuid[]) AND status IN ('pending', 'retrying')
       AND (next_attempt_at IS NULL OR next_attempt_at <= %(due_by)s)
-    RETURNING attempts, body, reason, endpoint_id, destination_id
+    RETURNING id, attempts, body, reason, endpoint_id, destination_id
 )
-SELECT c.attempts, c.body, c.reason, c.endpoint_id, c.destination_id,
+SELECT c.id, c.attempts, c.body, c.reason, c.endpoint_id, c.destination_id,
        e.url, e.enabled, e.secret_encrypted, e.previous_secret_encrypted,
        e.previous_secret_expires_at,
        d.kind, d.url, d.enabled, d.config, d.secrets_encrypted, d.secret_encrypted,
@@ -65,7 +67,7 @@ LEFT JOIN webhook_endpoints e ON e.id = c.endpoint_id
 LEFT JOIN destinations d ON d.id = c.destination_id
 """
 
-WHY_NOT = "SELECT status, next_attempt_at FROM deliveries WHERE id = %s"
+STATES = "SELECT id, status FROM deliveries WHERE id = ANY(%s::uuid[])"
 
 FAIL = """
 UPDATE deliveries SET status = 'failed', last_error = %(error)s, next_attempt_at = NULL,
@@ -73,29 +75,42 @@ UPDATE deliveries SET status = 'failed', last_error = %(error)s, next_attempt_at
 WHERE id = %(id)s AND attempts = %(attempts)s AND status IN ('pending', 'retrying')
 """
 
-# The attempt row and the delivery's state together, only if no other attempt was recorded
-# since the claim; a REST hook answered 410 Gone is disabled in the same statement.
+# Each attempt row and its delivery's state together, only where no other attempt was
+# recorded since the claim; a REST hook answered 410 Gone is disabled in the same statement.
+# One row per delivery (the caller never puts a delivery twice in one statement).
 RECORD = """
-WITH d AS (
-    UPDATE deliveries SET attempts = %(number)s, status = %(status)s,
-        next_attempt_at = %(next_at)s, last_status_code = %(status_code)s::smallint,
-        last_error = %(error)s::text, updated_at = %(now)s
-    WHERE id = %(id)s AND attempts = %(number)s - 1
-    RETURNING id
+WITH v AS (
+    SELECT * FROM unnest(
+        %(id)s::uuid[], %(attempt_id)s::uuid[], %(number)s::smallint[], %(status)s::text[],
+        %(next_at)s::timestamptz[], %(status_code)s::smallint[], %(error)s::text[],
+        %(now)s::timestamptz[], %(latency_ms)s::integer[], %(excerpt)s::text[],
+        %(gone)s::uuid[]
+    ) AS v(id, attempt_id, number, status, next_at, status_code, error, at, latency_ms,
+           excerpt, gone)
+), d AS (
+    UPDATE deliveries SET attempts = v.number, status = v.status,
+        next_attempt_at = v.next_at, last_status_code = v.status_code,
+        last_error = v.error, updated_at = v.at
+    FROM v
+    WHERE deliveries.id = v.id AND deliveries.attempts = v.number - 1
+    RETURNING deliveries.id
 ), a AS (
     INSERT INTO delivery_attempts
         (id, delivery_id, number, attempted_at, status_code, latency_ms, response_excerpt, error)
-    SELECT %(attempt_id)s, d.id, %(number)s, %(now)s, %(status_code)s::smallint,
-        %(latency_ms)s::integer, %(excerpt)s::text, %(error)s::text
-    FROM d
+    SELECT v.attempt_id, v.id, v.number, v.at, v.status_code, v.latency_ms, v.excerpt, v.error
+    FROM v JOIN d ON d.id = v.id
     RETURNING delivery_id
 ), gone AS (
     UPDATE destinations SET enabled = false, disabled_reason = 'the target answered 410 Gone',
         updated_at = now()
-    WHERE id = %(gone)s::uuid AND enabled AND EXISTS (SELECT 1 FROM d)
+    WHERE enabled AND id IN (SELECT v.gone FROM v JOIN d ON d.id = v.id)
 )
-SELECT count(*) FROM a
+SELECT delivery_id FROM a
 """
+RECORD_KEYS = (
+    "id", "attempt_id", "number", "status", "next_at", "status_code", "error", "now",
+    "latency_ms", "excerpt", "gone",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -109,23 +124,38 @@ class Claimed:
     destination: Destination | None
 
 
-async def target(conn: Conn, delivery_id: uuid.UUID) -> uuid.UUID | None:
-    row = await (await conn.execute(TARGET, (delivery_id,))).fetchone()
-    return None if row is None else cast(uuid.UUID | None, row[0])
+# What a claim finds: the claimed delivery; or the status of one that is not due or done;
+# or None, no such delivery.
+ClaimResult = Claimed | str | None
+
+
+async def targets(conn: Conn, ids: list[uuid.UUID]) -> list[uuid.UUID | None]:
+    """Each delivery's endpoint or destination (None: no such delivery), in order."""
+    rows = await (await conn.execute(TARGETS, (ids,))).fetchall()
+    found = {row[0]: row[1] for row in rows}
+    return [found.get(i) for i in ids]
 
 
 async def claim(
     conn: Conn,
-    delivery_id: uuid.UUID,
+    ids: list[uuid.UUID],
     now: dt.datetime,
     due_by: dt.datetime,
     lease_until: dt.datetime,
-) -> Claimed | None:
-    params = {"id": delivery_id, "now": now, "due_by": due_by, "lease_until": lease_until}
-    row = await (await conn.execute(CLAIM, params)).fetchone()
-    if row is None:
-        return None
-    (attempts, body, reason, endpoint_id, destination_id, *e, kind, d_url, d_enabled) = row[:13]
+) -> list[ClaimResult]:
+    """Claim the deliveries that are due; for the others, their status (or None)."""
+    params = {"ids": ids, "now": now, "due_by": due_by, "lease_until": lease_until}
+    rows = await (await conn.execute(CLAIM, params)).fetchall()
+    claimed = {row[0]: _claimed(row) for row in rows}
+    missed = [i for i in ids if i not in claimed]
+    states: dict[uuid.UUID, str] = {}
+    if missed:
+        states = dict(await (await conn.execute(STATES, (missed,))).fetchall())
+    return [claimed[i] if i in claimed else states.get(i) for i in ids]
+
+
+def _claimed(row: tuple[Any, ...]) -> Claimed:
+    (attempts, body, reason, endpoint_id, destination_id, *e, kind, d_url, d_enabled) = row[1:14]
     endpoint = None
     if endpoint_id is not None and e[1] is not None:
         endpoint = WebhookEndpoint(
@@ -138,7 +168,7 @@ async def claim(
         )
     destination = None
     if destination_id is not None and kind is not None:
-        config, sealed, secret, previous, expires = row[13:]
+        config, sealed, secret, previous, expires = row[14:]
         destination = Destination(
             id=destination_id,
             kind=kind,
@@ -155,19 +185,16 @@ async def claim(
     )
 
 
-async def why_not(conn: Conn, delivery_id: uuid.UUID) -> tuple[str, dt.datetime | None] | None:
-    """A claim that matched nothing: the delivery's status and next attempt, if it exists."""
-    row = await (await conn.execute(WHY_NOT, (delivery_id,))).fetchone()
-    return None if row is None else (row[0], row[1])
-
-
 async def fail(
     conn: Conn, delivery_id: uuid.UUID, attempts: int, error: str, now: dt.datetime
 ) -> None:
     await conn.execute(FAIL, {"id": delivery_id, "attempts": attempts, "error": error, "now": now})
 
 
-async def record(conn: Conn, **values: Any) -> bool:
-    """Record an attempt (see RECORD for the keys); False if another was recorded first."""
-    row = await (await conn.execute(RECORD, values)).fetchone()
-    return bool(row and row[0])
+async def record(conn: Conn, attempts: list[dict[str, Any]]) -> list[bool]:
+    """Record attempts (each a dict of RECORD_KEYS, at most one per delivery); for each,
+    False if another attempt of its delivery was recorded first."""
+    params = {key: [a[key] for a in attempts] for key in RECORD_KEYS}
+    rows = await (await conn.execute(RECORD, params)).fetchall()
+    done = {row[0] for row in rows}
+    return [a["id"] in done for a in attempts]
