@@ -1,5 +1,6 @@
 """All SQL for the deliveries of one target — a webhook endpoint or a destination — as the
-API shows them: one delivery, a page, their attempts, what a recovery replays, health.
+API shows them: one delivery, a page, their attempts, what a recovery replays (and the
+replays it makes), health.
 
 `target` is the delivery column naming the kind of target (`Delivery.endpoint_id` or
 `Delivery.destination_id`); every query is also scoped to the workspace.
@@ -12,13 +13,15 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, and_, case, func, select, update
-from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from control.db import new_id
 from control.delivery.models import Delivery, DeliveryAttempt
 
 REPLAYABLE = ("dead", "failed")
+REPLAY_CHUNK = 1000  # rows per INSERT: well under PostgreSQL's 65,535 bind parameters
 Target = InstrumentedAttribute[uuid.UUID | None]
 
 
@@ -99,6 +102,36 @@ async def latest_replayable_since(
         .order_by(Delivery.id)
     )
     return list(result.scalars().all())
+
+
+async def insert_replays(
+    session: AsyncSession,
+    target: Target,
+    target_id: uuid.UUID,
+    replays: list[tuple[Delivery, bytes]],
+) -> list[uuid.UUID]:
+    """A new pending delivery per (delivery, body): the same event, the given bytes, due now.
+    A recovery of thousands is a few statements, not one per delivery."""
+    made: list[uuid.UUID] = []
+    for start in range(0, len(replays), REPLAY_CHUNK):
+        rows = [
+            {
+                "id": new_id(),
+                "workspace_id": found.workspace_id,
+                target.key: target_id,
+                "event_id": found.event_id,
+                "event_type": found.event_type,
+                "reason": "replay",
+                "body": body,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": func.now(),
+            }
+            for found, body in replays[start : start + REPLAY_CHUNK]
+        ]
+        result = await session.execute(insert(Delivery).values(rows).returning(Delivery.id))
+        made.extend(result.scalars())
+    return made
 
 
 @dataclass(frozen=True)

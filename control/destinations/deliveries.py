@@ -169,28 +169,28 @@ async def preview(
     return PreviewOut(event=env, passes_filters=passes, body=body)
 
 
+async def _replay_body(session: AsyncSession, row: Destination, found: Delivery) -> bytes | None:
+    """What a replay of `found` sends: the very same bytes. A delivery whose mapping failed
+    has none: it is mapped again from the stored event, with the destination as it is now
+    (None if that fails again or the event is gone)."""
+    if found.body:
+        return found.body
+    env = await events.get(session, found.workspace_id, found.event_id)
+    if env is None:
+        return None
+    try:
+        return _body(row, env)
+    except mapping.MappingError:
+        return None
+
+
 async def _replay_row(session: AsyncSession, row: Destination, found: Delivery) -> uuid.UUID | None:
-    """A replay of `found`: the very same bytes. A delivery whose mapping failed has none:
-    it is mapped again from the stored event, with the destination as it is now (None if
-    that fails again or the event is gone)."""
-    body = found.body
-    if not body:
-        env = await events.get(session, found.workspace_id, found.event_id)
-        if env is None:
-            return None
-        try:
-            body = _body(row, env)
-        except mapping.MappingError:
-            return None
-    return await repository.insert_delivery(
-        session,
-        workspace_id=found.workspace_id,
-        destination_id=row.id,
-        event_id=found.event_id,
-        event_type=found.event_type,
-        reason="replay",
-        body=body,
-    )
+    body = await _replay_body(session, row, found)
+    if body is None:
+        return None
+    replays = [(found, body)]
+    (made,) = await history.insert_replays(session, Delivery.destination_id, row.id, replays)
+    return made
 
 
 async def replay(
@@ -222,8 +222,12 @@ async def recover(
     found = await history.latest_replayable_since(
         session, workspace_id, Delivery.destination_id, row.id, since
     )
-    made = [await _replay_row(session, row, d) for d in found]
-    return [m for m in made if m is not None]
+    replays = []
+    for d in found:
+        body = await _replay_body(session, row, d)
+        if body is not None:
+            replays.append((d, body))
+    return await history.insert_replays(session, Delivery.destination_id, row.id, replays)
 
 
 async def health(session: AsyncSession, workspace_id: uuid.UUID, raw_id: str) -> Health:

@@ -375,15 +375,10 @@ async def finish_test(
 async def _replay_row(session: AsyncSession, row: Delivery) -> uuid.UUID:
     # The same event id and the very same bytes: receivers dedupe on the id.
     assert row.endpoint_id is not None  # found through its endpoint
-    return await repository.insert_delivery(
-        session,
-        workspace_id=row.workspace_id,
-        endpoint_id=row.endpoint_id,
-        event_id=row.event_id,
-        event_type=row.event_type,
-        reason="replay",
-        body=row.body,
+    (made,) = await history.insert_replays(
+        session, Delivery.endpoint_id, row.endpoint_id, [(row, row.body)]
     )
+    return made
 
 
 async def replay(
@@ -408,7 +403,10 @@ async def recover(
     rows = await history.latest_replayable_since(
         session, workspace_id, Delivery.endpoint_id, endpoint.id, since
     )
-    return [await _replay_row(session, r) for r in rows]
+    # The same event ids and the very same bytes: receivers dedupe on the id.
+    return await history.insert_replays(
+        session, Delivery.endpoint_id, endpoint.id, [(r, r.body) for r in rows]
+    )
 
 
 async def health(session: AsyncSession, workspace_id: uuid.UUID, raw_id: str) -> Health:
