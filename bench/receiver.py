@@ -1,9 +1,9 @@
 """A fast local webhook receiver for `ricochet bench webhooks`, served by Granian (one worker).
 
-Every POST is answered 204 at once and remembered with its arrival time; nothing is parsed
-on that path, so the receiver is never what limits deliveries. `GET /_arrivals` answers
-what arrived, parsed then: [arrival unix time, event id, type, created_at, short_code,
-delivery reason].
+Every POST is answered at once (204, or the status last set by `PUT /_status` with the
+status as its body) and remembered with its arrival time; nothing is parsed on that path,
+so the receiver is never what limits deliveries. `GET /_arrivals` answers what arrived,
+parsed then: [arrival unix time, event id, type, created_at, short_code, delivery reason].
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 _arrivals: list[tuple[float, bytes, bytes]] = []
-_NO_CONTENT = {"type": "http.response.start", "status": 204, "headers": []}
+_answer = {"type": "http.response.start", "status": 204, "headers": []}
 _EMPTY = {"type": "http.response.body", "body": b""}
 
 
@@ -57,6 +57,12 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         return
+    if scope["method"] == "PUT" and scope["path"] == "/_status":
+        message = await receive()
+        _answer["status"] = int(message.get("body", b"204"))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send(_EMPTY)
+        return
     chunks = []
     more = True
     while more:
@@ -65,7 +71,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         more = message.get("more_body", False)
     reason = next((v for k, v in scope["headers"] if k == b"x-nim-delivery-reason"), b"")
     _arrivals.append((time.time(), b"".join(chunks), reason))
-    await send(_NO_CONTENT)
+    await send(_answer)
     await send(_EMPTY)
 
 

@@ -6,21 +6,27 @@ endpoint subscribed to `link.created` points at bench/receiver.py on 127.0.0.1 (
 needs RICOCHET_ALLOW_PRIVATE_DESTINATIONS, which a bench-owned stack sets), and links
 created through the bulk API are the events.
 
-1. Burst (budget: >= 1,000 deliveries/s): N events as fast as bulk calls make them;
-   deliveries/s = deliveries / (last arrival - first arrival).
-2. Paced (budget: first attempt p95 <= 2 s): events at a steady rate within capacity
-   (by default half the burst's rate, at most 100/s: beyond capacity a backlog builds and
-   the latency measures only its length); for each, arrival minus the envelope's
+1. Burst, end to end: N events as fast as bulk calls make them, delivered as they come;
+   rate = deliveries / (last arrival - first arrival). On one small machine the bulk calls
+   (the control plane making links and events) compete with delivery, so this is bounded
+   by how fast events are made, not only by delivery. The receiver answers this phase 400,
+   so each of these deliveries fails at once (one attempt, nothing retried).
+2. Backlog (budget: >= 1,000 deliveries/s): one `POST /webhooks/{id}/recover` replays those
+   N failed deliveries at once -- N deliveries due together, as after an outage -- and the
+   receiver, answering 204 again, times them: deliveries/s = N / (last - first arrival).
+3. Paced (budget: first attempt p95 <= 2 s): events at a steady rate within capacity
+   (by default half the backlog's rate, at most 100/s: beyond capacity a backlog builds
+   and the latency measures only its length); for each, arrival minus the envelope's
    `created_at`.
 
-The receiver answers 204 to everything, so every delivery counted is a first attempt;
-duplicates (at-least-once) are counted apart.
+Duplicates (at-least-once) are counted apart.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import sys
 import time
 import uuid
@@ -65,22 +71,29 @@ class Receiver:
             raise RuntimeError(f"the receiver did not start:\n{procs.tail(self.log)}")
         self.url = f"http://127.0.0.1:{self.port}/hook"
 
-    def arrivals(self, prefix: str) -> list[Arrival]:
-        """Deliveries of link.created events for links whose slug starts with `prefix`."""
+    def answer(self, status: int) -> None:
+        """Answer every delivery from now on with `status`."""
+        httpx.put(f"http://127.0.0.1:{self.port}/_status", content=str(status), timeout=30)
+
+    def arrivals(self, prefix: str, reason: str = "") -> list[Arrival]:
+        """Deliveries of link.created events for links whose slug starts with `prefix`, sent
+        for `reason` (X-Nim-Delivery-Reason; "" for an event's own delivery)."""
         rows = httpx.get(f"http://127.0.0.1:{self.port}/_arrivals", timeout=30).json()
         return [
             (float(r[0]), str(r[1]), str(r[2]), float(r[3]), str(r[4]), str(r[5]))
             for r in rows
-            if str(r[4]).startswith(prefix)
+            if str(r[4]).startswith(prefix) and str(r[5]) == reason
         ]
 
-    def wait_for(self, prefix: str, count: int, idle_s: float = 15.0) -> list[Arrival]:
+    def wait_for(
+        self, prefix: str, count: int, idle_s: float = 15.0, reason: str = ""
+    ) -> list[Arrival]:
         """Until `count` events arrived, or none arrived for `idle_s` (stalled or lost), or
         WAIT_CAP_S passed: a slow engine is measured, never waited on forever."""
         now = time.monotonic()
         deadline, progress, seen = now + WAIT_CAP_S, now, 0
         while True:
-            got = self.arrivals(prefix)
+            got = self.arrivals(prefix, reason)
             events = len({a[1] for a in got})
             now = time.monotonic()
             if events > seen:
@@ -106,11 +119,15 @@ def _burst(
     http: httpx.Client, target: Target, receiver: Receiver, prefix: str, n: int, say: Say
 ) -> dict[str, Any]:
     say(f"  burst: {n:,} link.created events from bulk calls of {seed.BULK_MAX:,}")
+    receiver.answer(400)
     started = time.time()
     for start in range(0, n, seed.BULK_MAX):
         _create(http, target, [f"{prefix}{i}" for i in range(start, min(n, start + seed.BULK_MAX))])
     created_s = time.time() - started
-    got = receiver.wait_for(prefix, n)
+    try:
+        got = receiver.wait_for(prefix, n)
+    finally:
+        receiver.answer(204)
     events = {a[1] for a in got}
     arrived = sorted(a[0] for a in got)
     first_created = min((a[3] for a in got), default=started)
@@ -124,6 +141,42 @@ def _burst(
         "deliveries_per_s": len(got) / span if span > 0 else 0.0,
         "end_to_end_per_s": len(got) / (arrived[-1] - first_created) if arrived else 0.0,
         "first_attempt_s": report.summary(a[0] - a[3] for a in got),
+    }
+
+
+def _backlog(
+    http: httpx.Client,
+    target: Target,
+    receiver: Receiver,
+    hook_id: str,
+    prefix: str,
+    since: float,
+    say: Say,
+) -> dict[str, Any]:
+    """Replay every delivery the burst failed, in one recovery call, and time them."""
+    started = time.time()
+    response = http.post(
+        f"{target.control_url}/api/v1/webhooks/{hook_id}/recover",
+        json={"since": dt.datetime.fromtimestamp(since, dt.UTC).isoformat()},
+        headers=target.auth,
+    )
+    if response.status_code != 200:
+        raise RuntimeError(f"recover: {response.status_code} {response.text[:300]}")
+    n = int(response.json()["replayed"])
+    recover_s = time.time() - started
+    say(f"  backlog: {n:,} failed deliveries replayed by one recovery call ({recover_s:.1f} s)")
+    got = receiver.wait_for(prefix, n, reason="replay")
+    events = {a[1] for a in got}
+    arrived = sorted(a[0] for a in got)
+    span = arrived[-1] - arrived[0] if len(arrived) > 1 else 0.0
+    return {
+        "events": n,
+        "recover_seconds": recover_s,
+        "delivered_events": len(events),
+        "deliveries": len(got),
+        "duplicates": len(got) - len(events),
+        "deliveries_per_s": len(got) / span if span > 0 else 0.0,
+        "first_arrival_after_s": arrived[0] - started if arrived else None,
     }
 
 
@@ -214,13 +267,17 @@ def run(cfg: Config, say: Say = print) -> int:
                         raise RuntimeError("warm-up: 20 deliveries did not arrive")
                     watch = report.CpuWatch()
                     watch.start()
+                    since = time.time() - 1.0
                     result["burst"] = _burst(
                         http, target, receiver, f"wh{run_id}b", cfg.events, say
+                    )
+                    result["backlog"] = _backlog(
+                        http, target, receiver, hook_id, f"wh{run_id}b", since, say
                     )
                     result["burst"]["drain_s"] = _drain(http, target, receiver, run_id)
                     # Latency is timed within capacity: a backlog would only measure its length.
                     paced_rate = cfg.paced_rate or max(
-                        1.0, min(AUTO_PACED_MAX, result["burst"]["deliveries_per_s"] / 2)
+                        1.0, min(AUTO_PACED_MAX, result["backlog"]["deliveries_per_s"] / 2)
                     )
                     result["paced"] = _paced(
                         http,
@@ -257,14 +314,12 @@ def run(cfg: Config, say: Say = print) -> int:
 
 
 def checks(result: dict[str, Any], budget: dict[str, float]) -> list[Check]:
-    burst, paced = result["burst"], result["paced"]
-    missing = (
-        burst["events"] - burst["delivered_events"] + paced["events"] - paced["delivered_events"]
-    )
+    burst, backlog, paced = result["burst"], result["backlog"], result["paced"]
+    missing = sum(p["events"] - p["delivered_events"] for p in (burst, backlog, paced))
     return [
         Check(
-            "deliveries/s (burst)",
-            burst["deliveries_per_s"],
+            f"deliveries/s (backlog of {backlog['events']:,})",
+            backlog["deliveries_per_s"],
             budget["deliveries_per_s"],
             ">=",
             "/s",
@@ -281,7 +336,7 @@ def checks(result: dict[str, Any], budget: dict[str, float]) -> list[Check]:
 
 
 def render(result: dict[str, Any]) -> str:
-    burst, paced = result["burst"], result["paced"]
+    burst, backlog, paced = result["burst"], result["backlog"], result["paced"]
     rows = []
     for name, part in (
         (f"burst of {burst['events']:,}", burst),
@@ -301,10 +356,13 @@ def render(result: dict[str, Any]) -> str:
         )
     return "\n".join(
         [
-            f"webhook deliveries: {burst['deliveries_per_s']:,.0f}/s first to last arrival "
+            f"webhook deliveries, backlog: {backlog['deliveries_per_s']:,.0f}/s first to last "
+            f"arrival ({backlog['deliveries']:,} replays due at once; {backlog['duplicates']:,} "
+            "duplicates)",
+            f"burst, end to end: {burst['deliveries_per_s']:,.0f}/s first to last arrival "
             f"({burst['end_to_end_per_s']:,.0f}/s from the first event; its {burst['events']:,} "
             f"events were created in {burst['create_seconds']:.1f} s); one more event "
-            f"after the burst arrived {burst['drain_s']:.1f} s later",
+            f"after the backlog arrived {burst['drain_s']:.1f} s later",
             "event created_at -> first attempt arriving, seconds:",
             report.table(["phase", "delivered", "duplicates", "p50", "p95", "p99", "max"], rows),
         ]
