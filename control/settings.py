@@ -48,7 +48,7 @@ class ControlSettings(msgspec.Struct, frozen=True, kw_only=True):
     delivery_max_response_bytes: int = 65_536
     # In-flight requests per endpoint (or destination) per worker process: a slow receiver
     # holds at most this many of a process's threads x batch concurrent attempts.
-    delivery_endpoint_concurrency: int = 16
+    delivery_endpoint_concurrency: int = 32
     # Delivery ids per broker message: a worker thread attempts them concurrently, and their
     # claims and records share statements (docs/adr/0011-batched-delivery.md).
     delivery_batch: int = 50

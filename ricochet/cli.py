@@ -200,11 +200,17 @@ def worker(processes: int, threads: int, ready_file: Path | None) -> None:
         codes = [child.wait() for child in children]
         sys.exit(0 if stop.is_set() else max(codes) or 1)
 
+    import asyncio
+
     import dramatiq
+    import uvloop
 
     from control.delivery import actors
     from control.delivery.broker import BrokerUnavailable, broker_url, check
 
+    # The actors' event loop (made by Dramatiq's AsyncIO middleware at process_boot) does
+    # every delivery's socket work: uvloop's costs a fraction of the default loop's.
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     broker = actors.configure(cfg)
     broker.emit_after("process_boot")
     try:
