@@ -402,7 +402,7 @@ def bench_bulk(**kw: Any) -> None:
 @click.option(
     "--paced-rate",
     type=click.FloatRange(min=1),
-    help="Events/s while timing first attempts [half the burst's rate, at most 100].",
+    help="Events/s while timing first attempts [half the backlog's rate, at most 100].",
 )
 @click.option("--paced-seconds", type=click.FloatRange(min=1), default=20.0, show_default=True)
 @target_options
