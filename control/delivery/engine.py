@@ -86,6 +86,9 @@ class _Claim:
     headers: dict[str, str] = field(default_factory=dict)  # custom or vendor auth headers
     hidden: tuple[str, ...] = ()  # secret values kept out of recorded errors
     hook_id: uuid.UUID | None = None  # a REST hook: a 410 Gone unsubscribes it
+    target_id: uuid.UUID | None = None  # the endpoint or destination (its cap)
+    held: dt.datetime | None = None  # the lease this claim set (next_attempt_at)
+    claimed: float = 0.0  # monotonic time of the claim
 
 
 async def attempt(
@@ -95,28 +98,50 @@ async def attempt(
     delivery_id: uuid.UUID,
 ) -> AttemptOutcome:
     sql = statements.for_engine(repository.bind(sessions))
-    target_id = await sql.target(delivery_id)
-    if target_id is None:
-        return AttemptOutcome(delivery_id, "skipped", error="delivery not found")
-    # The cap covers the claim and the request, not the record: waiting for the cap never
-    # holds a claim (its lease would run while waiting), and recording does not load the
-    # receiver.
-    async with _semaphore(settings, target_id):
-        claim = await _claim(sql, settings, delivery_id)
-        if isinstance(claim, AttemptOutcome):
-            return claim
+    claim = await _claim(sql, settings, delivery_id)
+    if isinstance(claim, AttemptOutcome):
+        return claim
+    assert claim.target_id is not None
+    # The cap bounds the requests in flight to one receiver. Claims come first, in batches,
+    # so a slot is only ever held for a request; a claim that waited for a slot longer
+    # than half the lease margin is renewed before sending, so a live attempt never runs
+    # past its lease (if the lease ran out meanwhile and another attempt took the delivery,
+    # this one stands down).
+    async with _semaphore(settings, claim.target_id):
+        waited = time.monotonic() - claim.claimed > settings.delivery_lease_margin_s / 2
+        if waited and not await _renew(sql, settings, delivery_id, claim):
+            return AttemptOutcome(delivery_id, "skipped", error="claim lost while waiting")
         sent = await _send(http, settings, claim)
     return await _record(sql, settings, delivery_id, claim, sent)
+
+
+def _lease_s(settings: ControlSettings) -> float:
+    # The lease: a duplicate message finds the delivery not due until the attempt ends
+    # (or, if this worker dies mid-attempt, the reconciler sends it again later).
+    # guard.post ends an attempt at its deadline, so the claim outlives a live attempt.
+    return guard.attempt_deadline_s(settings) + settings.delivery_lease_margin_s
+
+
+async def _renew(
+    sql: statements.Statements, settings: ControlSettings, delivery_id: uuid.UUID, claim: _Claim
+) -> bool:
+    assert claim.held is not None
+    now = _now()
+    async with repository.connection(sql.db) as conn:
+        return await repository.extend(
+            conn,
+            delivery_id,
+            claim.number - 1,
+            claim.held,
+            now + dt.timedelta(seconds=_lease_s(settings)),
+            now,
+        )
 
 
 async def _claim(
     sql: statements.Statements, settings: ControlSettings, delivery_id: uuid.UUID
 ) -> _Claim | AttemptOutcome:
-    # The lease: a duplicate message finds the delivery not due until the attempt ends
-    # (or, if this worker dies mid-attempt, the reconciler sends it again later).
-    # guard.post ends an attempt at its deadline, so the claim outlives a live attempt.
-    lease = guard.attempt_deadline_s(settings) + settings.delivery_lease_margin_s
-    row = await sql.claim((delivery_id, lease))
+    row = await sql.claim((delivery_id, _lease_s(settings)))
     if row is None:
         return AttemptOutcome(delivery_id, "skipped", error="delivery not found")
     if isinstance(row, str):
@@ -128,7 +153,14 @@ async def _claim(
         async with repository.connection(sql.db) as conn:
             await repository.fail(conn, delivery_id, row.attempts, target, now)
         return AttemptOutcome(delivery_id, "failed", error=target)
-    return dataclasses.replace(target, number=row.attempts + 1, body=row.body)
+    return dataclasses.replace(
+        target,
+        number=row.attempts + 1,
+        body=row.body,
+        target_id=row.target_id,
+        held=row.lease_until,
+        claimed=time.monotonic(),
+    )
 
 
 def _target(settings: ControlSettings, row: repository.Claimed, now: dt.datetime) -> _Claim | str:

@@ -42,10 +42,6 @@ async def connection(db: AsyncEngine) -> AsyncIterator[Conn]:
         yield cast(Conn, raw.driver_connection)
 
 
-TARGETS = """
-SELECT id, coalesce(endpoint_id, destination_id) FROM deliveries WHERE id = ANY(%s::uuid[])
-"""
-
 # Due: not finished, and next_attempt_at reached (a message may come EARLY_S before it).
 # The lease moves next_attempt_at past the attempt's deadline, so a duplicate message
 # finds the delivery not due; PostgreSQL re-evaluates the WHERE on the row a concurrent
@@ -55,9 +51,9 @@ WITH claimed AS (
     UPDATE deliveries SET next_attempt_at = %(lease_until)s, updated_at = %(now)s
     WHERE id = ANY(%(ids)s::uuid[]) AND status IN ('pending', 'retrying')
       AND (next_attempt_at IS NULL OR next_attempt_at <= %(due_by)s)
-    RETURNING id, attempts, body, reason, endpoint_id, destination_id
+    RETURNING id, attempts, body, reason, endpoint_id, destination_id, next_attempt_at
 )
-SELECT c.id, c.attempts, c.body, c.reason, c.endpoint_id, c.destination_id,
+SELECT c.id, c.next_attempt_at, c.attempts, c.body, c.reason, c.endpoint_id, c.destination_id,
        e.url, e.enabled, e.secret_encrypted, e.previous_secret_encrypted,
        e.previous_secret_expires_at,
        d.kind, d.url, d.enabled, d.config, d.secrets_encrypted, d.secret_encrypted,
@@ -68,6 +64,15 @@ LEFT JOIN destinations d ON d.id = c.destination_id
 """
 
 STATES = "SELECT id, status FROM deliveries WHERE id = ANY(%s::uuid[])"
+
+# A claim held while waiting for the endpoint's cap, renewed before sending: only if it is
+# still this claim (the lease did not run out and another attempt take the delivery).
+EXTEND = """
+UPDATE deliveries SET next_attempt_at = %(lease_until)s, updated_at = %(now)s
+WHERE id = %(id)s AND next_attempt_at = %(held)s AND attempts = %(attempts)s
+  AND status IN ('pending', 'retrying')
+RETURNING id
+"""
 
 FAIL = """
 UPDATE deliveries SET status = 'failed', last_error = %(error)s, next_attempt_at = NULL,
@@ -115,6 +120,7 @@ RECORD_KEYS = (
 
 @dataclass(frozen=True)
 class Claimed:
+    lease_until: dt.datetime
     attempts: int
     body: bytes
     reason: str
@@ -123,17 +129,16 @@ class Claimed:
     endpoint: WebhookEndpoint | None  # transient: only the columns the request needs
     destination: Destination | None
 
+    @property
+    def target_id(self) -> uuid.UUID:
+        target = self.endpoint_id or self.destination_id
+        assert target is not None  # the one_target check constraint
+        return target
+
 
 # What a claim finds: the claimed delivery; or the status of one that is not due or done;
 # or None, no such delivery.
 ClaimResult = Claimed | str | None
-
-
-async def targets(conn: Conn, ids: list[uuid.UUID]) -> list[uuid.UUID | None]:
-    """Each delivery's endpoint or destination (None: no such delivery), in order."""
-    rows = await (await conn.execute(TARGETS, (ids,))).fetchall()
-    found = {row[0]: row[1] for row in rows}
-    return [found.get(i) for i in ids]
 
 
 async def claim(
@@ -155,7 +160,7 @@ async def claim(
 
 
 def _claimed(row: tuple[Any, ...]) -> Claimed:
-    (attempts, body, reason, endpoint_id, destination_id, *e, kind, d_url, d_enabled) = row[1:14]
+    (attempts, body, reason, endpoint_id, destination_id, *e, kind, d_url, d_enabled) = row[2:15]
     endpoint = None
     if endpoint_id is not None and e[1] is not None:
         endpoint = WebhookEndpoint(
@@ -168,7 +173,7 @@ def _claimed(row: tuple[Any, ...]) -> Claimed:
         )
     destination = None
     if destination_id is not None and kind is not None:
-        config, sealed, secret, previous, expires = row[14:]
+        config, sealed, secret, previous, expires = row[15:]
         destination = Destination(
             id=destination_id,
             kind=kind,
@@ -181,8 +186,27 @@ def _claimed(row: tuple[Any, ...]) -> Claimed:
             previous_secret_expires_at=expires,
         )
     return Claimed(
-        attempts, bytes(body), reason, endpoint_id, destination_id, endpoint, destination
+        row[1], attempts, bytes(body), reason, endpoint_id, destination_id, endpoint, destination
     )
+
+
+async def extend(
+    conn: Conn,
+    delivery_id: uuid.UUID,
+    attempts: int,
+    held: dt.datetime,
+    lease_until: dt.datetime,
+    now: dt.datetime,
+) -> bool:
+    """Renew a claim (see EXTEND); False if it is no longer this one."""
+    params = {
+        "id": delivery_id,
+        "attempts": attempts,
+        "held": held,
+        "lease_until": lease_until,
+        "now": now,
+    }
+    return await (await conn.execute(EXTEND, params)).fetchone() is not None
 
 
 async def fail(

@@ -1,6 +1,6 @@
 """The engine's statements, coalesced per database engine and event loop.
 
-Each attempt asks for its target, its claim and its record one delivery at a time (that
+Each attempt asks for its claim and its record one delivery at a time (that
 keeps the engine's logic per delivery); here concurrent asks become one statement each
 (control/delivery/coalesce.py), on a pooled connection kept while the batches keep coming.
 """
@@ -27,9 +27,6 @@ class Statements:
     def __init__(self, db: AsyncEngine) -> None:
         self.db = db
         self.loop = asyncio.get_running_loop()
-        self.target = Coalescer[repository.Conn, uuid.UUID, uuid.UUID | None](
-            self._connection, repository.targets
-        )
         self.claim = Coalescer[repository.Conn, tuple[uuid.UUID, float], repository.ClaimResult](
             self._connection, self._claims
         )

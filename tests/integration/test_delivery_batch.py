@@ -4,6 +4,8 @@ outcome, and queues the retries. Real PostgreSQL, real receivers on loopback."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 
@@ -155,3 +157,55 @@ def test_an_id_twice_in_one_message_is_sent_once(
     # Then it was sent once and recorded once
     assert len(receivers["ok"].requests) == 1
     assert run(_deliveries(settings))[delivery_id] == ("succeeded", 1, 1)
+
+
+@pytest.mark.parametrize("taken", [False, True], ids=["renewed", "taken meanwhile"])
+def test_a_claim_that_waited_for_the_cap_is_renewed_or_stands_down(
+    settings: ControlSettings, seed: Seed, receivers: dict[str, Receiver], taken: bool
+) -> None:
+    from sqlalchemy import update
+
+    from control.delivery import engine, guard
+
+    # Given one request at a time to an endpoint that takes 0.6 s to answer, and a lease
+    # margin of 0.4 s (a claim waiting over 0.2 s for the cap is renewed before sending)
+    cfg = msgspec.structs.replace(
+        settings, delivery_endpoint_concurrency=1, delivery_lease_margin_s=0.4
+    )
+    receivers["ok"].script = [Reply(200, delay=0.6)]
+    run(_endpoint(cfg, seed.alice.workspace_id, receivers["ok"].url(), ["link.created"]))
+    first, second = (
+        run(_fanout(cfg, run(_emit(cfg, seed.alice.workspace_id, "link.created"))["id"]))[0]
+        for _ in range(2)
+    )
+
+    async def both() -> list[engine.AttemptOutcome]:
+        async with resources(cfg) as (db, _), guard.client(cfg) as http:
+            sessions = session_factory(db)
+            attempts = [
+                asyncio.ensure_future(engine.attempt(sessions, http, cfg, d))
+                for d in (first, second)
+            ]
+            if taken:
+                # While the second waits, its lease runs out and another attempt claims it
+                await asyncio.sleep(0.3)
+                async with sessions.begin() as session:
+                    await session.execute(
+                        update(Delivery)
+                        .where(Delivery.id == second)
+                        .values(next_attempt_at=func.now() + dt.timedelta(minutes=5))
+                    )
+            return list(await asyncio.gather(*attempts))
+
+    outcomes = run(both())
+
+    # Then the first is sent at once; the second is sent once its claim is renewed, or,
+    # its claim taken meanwhile, stands down without sending
+    assert outcomes[0].status == "succeeded"
+    if taken:
+        assert (outcomes[1].status, outcomes[1].error) == ("skipped", "claim lost while waiting")
+        assert len(receivers["ok"].requests) == 1
+        assert run(_deliveries(cfg))[second] == ("pending", 0, 0)
+    else:
+        assert outcomes[1].status == "succeeded"
+        assert len(receivers["ok"].requests) == 2
