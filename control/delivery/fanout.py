@@ -10,19 +10,17 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control.db import new_id, table
-from control.delivery.models import Delivery
+from control.db import new_id
+from control.delivery import inserts
 from control.destinations import selection
 from control.destinations.mapping import encode_envelope
 from control.events.models import Event
 from control.webhooks.models import WebhookEndpoint
 
 __all__ = ["create_for_events", "encode_envelope"]
-CHUNK = 1000  # rows per INSERT: well under PostgreSQL's 65,535 bind parameters
 
 
 async def create_for_events(
@@ -75,8 +73,7 @@ async def _endpoint_rows(session: AsyncSession, events: Sequence[Any]) -> list[d
                     "reason": "event",
                     "body": body,
                     "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": func.now(),  # due at once; the reconciler's clock
+                    "due": True,
                 }
             )
     return rows
@@ -86,17 +83,5 @@ async def _insert(
     session: AsyncSession, rows: list[dict[str, Any]], target: str
 ) -> list[uuid.UUID]:
     """Insert, skipping (event, target) pairs that have their delivery already."""
-    created: list[uuid.UUID] = []
-    deliveries = table(Delivery)
-    for start in range(0, len(rows), CHUNK):
-        statement = (
-            insert(deliveries)
-            .values(rows[start : start + CHUNK])
-            .on_conflict_do_nothing(
-                index_elements=["event_id", target], index_where=text("reason = 'event'")
-            )
-            .returning(deliveries.c.id, deliveries.c.status)
-        )
-        result = await session.execute(statement)
-        created.extend(row.id for row in result if row.status == "pending")
-    return created
+    made = await inserts.insert(session, rows, skip_existing=target)
+    return [delivery_id for delivery_id, status in made if status == "pending"]

@@ -13,15 +13,15 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, and_, case, func, select, update
-from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from control.db import new_id
+from control.delivery import inserts
 from control.delivery.models import Delivery, DeliveryAttempt
 
 REPLAYABLE = ("dead", "failed")
-REPLAY_CHUNK = 1000  # rows per INSERT: well under PostgreSQL's 65,535 bind parameters
 Target = InstrumentedAttribute[uuid.UUID | None]
 
 
@@ -111,27 +111,22 @@ async def insert_replays(
     replays: list[tuple[Delivery, bytes]],
 ) -> list[uuid.UUID]:
     """A new pending delivery per (delivery, body): the same event, the given bytes, due now.
-    A recovery of thousands is a few statements, not one per delivery."""
-    made: list[uuid.UUID] = []
-    for start in range(0, len(replays), REPLAY_CHUNK):
-        rows = [
-            {
-                "id": new_id(),
-                "workspace_id": found.workspace_id,
-                target.key: target_id,
-                "event_id": found.event_id,
-                "event_type": found.event_type,
-                "reason": "replay",
-                "body": body,
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": func.now(),
-            }
-            for found, body in replays[start : start + REPLAY_CHUNK]
-        ]
-        result = await session.execute(insert(Delivery).values(rows).returning(Delivery.id))
-        made.extend(result.scalars())
-    return made
+    A recovery of thousands is one statement, not one per delivery."""
+    rows = [
+        {
+            "id": new_id(),
+            "workspace_id": found.workspace_id,
+            target.key: target_id,
+            "event_id": found.event_id,
+            "event_type": found.event_type,
+            "reason": "replay",
+            "body": body,
+            "status": "pending",
+            "due": True,
+        }
+        for found, body in replays
+    ]
+    return [delivery_id for delivery_id, _ in await inserts.insert(session, rows)]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control.db import new_id
@@ -22,7 +21,7 @@ from control.destinations import repository as destinations
 from control.tags import repository as tags
 
 log = logging.getLogger("ricochet.delivery")
-_NOT_DUE: dict[str, Any] = {"next_attempt_at": None}
+_NOT_DUE: dict[str, Any] = {"due": False}
 
 
 async def _link_tags(session: AsyncSession, link_ids: set[uuid.UUID]) -> dict[uuid.UUID, set[str]]:
@@ -76,7 +75,6 @@ def _row(event: Any, target: Any) -> dict[str, Any]:
         "event_id": event.id,
         "event_type": event.type,
         "reason": "event",
-        "attempts": 0,
         "last_error": None,
     }
     try:
@@ -90,4 +88,4 @@ def _row(event: Any, target: Any) -> dict[str, Any]:
         log.exception("mapping event %s for destination %s failed", event.id, target.id)
         error = "mapping failed (internal)"
         return {**row, "body": b"", "status": "failed", "last_error": error, **_NOT_DUE}
-    return {**row, "body": body, "status": "pending", "next_attempt_at": func.now()}
+    return {**row, "body": body, "status": "pending", "due": True}
