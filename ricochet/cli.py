@@ -157,7 +157,14 @@ def ingest(consumer: str | None, ready_file: Path | None) -> None:
     show_default=True,
     help="Worker processes (each one event loop) [RICOCHET_WORKER_PROCESSES].",
 )
-@click.option("--threads", type=click.IntRange(1), default=8, show_default=True)
+@click.option(
+    "--threads",
+    type=click.IntRange(1),
+    default=8,
+    show_default=True,
+    help="Dramatiq threads per process; each handles one message (up to "
+    "RICOCHET_DELIVERY_BATCH deliveries, attempted concurrently) at a time.",
+)
 @click.option("--ready-file", type=click.Path(path_type=Path), hidden=True)
 @_fail_on_settings
 def worker(processes: int, threads: int, ready_file: Path | None) -> None:
