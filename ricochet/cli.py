@@ -162,8 +162,8 @@ def ingest(consumer: str | None, ready_file: Path | None) -> None:
     type=click.IntRange(1),
     default=8,
     show_default=True,
-    help="Dramatiq threads per process; each handles one message (up to "
-    "RICOCHET_DELIVERY_BATCH deliveries, attempted concurrently) at a time.",
+    help="Dramatiq threads per process; a process keeps up to threads x "
+    "RICOCHET_DELIVERY_BATCH attempts in flight.",
 )
 @click.option("--ready-file", type=click.Path(path_type=Path), hidden=True)
 @_fail_on_settings
@@ -218,7 +218,7 @@ def worker(processes: int, threads: int, ready_file: Path | None) -> None:
     # The actors' event loop (made by Dramatiq's AsyncIO middleware at process_boot) does
     # every delivery's socket work: uvloop's costs a fraction of the default loop's.
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    broker = actors.configure(cfg)
+    broker = actors.configure(cfg, threads=threads)
     broker.emit_after("process_boot")
     try:
         check(broker, broker_url(cfg))  # fail now rather than in every consumer thread

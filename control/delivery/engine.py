@@ -15,12 +15,13 @@ concurrent attempts share each statement: control/delivery/statements.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import time
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -44,7 +45,8 @@ EXCERPT_CHARS = 1000
 @dataclass(frozen=True)
 class AttemptOutcome:
     delivery_id: uuid.UUID
-    # succeeded | retrying | failed | dead, or skipped (not due, done already, or gone)
+    # succeeded | retrying | failed | dead, or skipped (not due, done already, or gone), or
+    # deferred (its target is crowded: due again at next_attempt_at, no attempt counted)
     status: str
     number: int | None = None  # the attempt's number, when one was made
     status_code: int | None = None
@@ -61,23 +63,57 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-# Per-endpoint cap on in-flight requests, per process and event loop.
-_limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[uuid.UUID, asyncio.Semaphore]]
-_limits = weakref.WeakKeyDictionary()
+# A claimed delivery whose target is so busy that it would wait longer than this for a
+# request slot is put back, due when a slot is expected, instead of waiting in the worker
+# (control/delivery/actors.py): a slow receiver's backlog must not fill a worker.
+CROWDED_S = 5.0
+DEFER_MAX_S = 300.0
 
 
-def _semaphore(settings: ControlSettings, target_id: uuid.UUID) -> asyncio.Semaphore:
-    per_loop = _limits.setdefault(asyncio.get_running_loop(), {})
-    sem = per_loop.get(target_id)
-    if sem is None:
-        sem = per_loop[target_id] = asyncio.Semaphore(
-            max(1, settings.delivery_endpoint_concurrency)
-        )
-    return sem
+class _Cap:
+    """Requests in flight to one target (endpoint or destination), per process and loop,
+    with how many attempts wait for a slot and how long a request takes there lately."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.slots = asyncio.Semaphore(size)
+        self.waiting = 0
+        self.seconds = 0.0  # moving average of request time; 0: none measured yet
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        self.waiting += 1
+        try:
+            await self.slots.acquire()
+        finally:
+            self.waiting -= 1
+        try:
+            yield
+        finally:
+            self.slots.release()
+
+    def took(self, seconds: float) -> None:
+        self.seconds = seconds if not self.seconds else 0.8 * self.seconds + 0.2 * seconds
+
+    def expected_wait_s(self) -> float:
+        """How long one more attempt would wait for a slot, by the recent request time."""
+        return (self.waiting + 1) / self.size * self.seconds if self.slots.locked() else 0.0
+
+
+_caps: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[uuid.UUID, _Cap]]
+_caps = weakref.WeakKeyDictionary()
+
+
+def _cap(settings: ControlSettings, target_id: uuid.UUID) -> _Cap:
+    per_loop = _caps.setdefault(asyncio.get_running_loop(), {})
+    cap = per_loop.get(target_id)
+    if cap is None:
+        cap = per_loop[target_id] = _Cap(max(1, settings.delivery_endpoint_concurrency))
+    return cap
 
 
 @dataclass(frozen=True)
-class _Claim:
+class Claim:
     number: int
     url: str
     body: bytes
@@ -98,21 +134,63 @@ async def attempt(
     delivery_id: uuid.UUID,
 ) -> AttemptOutcome:
     sql = statements.for_engine(repository.bind(sessions))
-    claim = await _claim(sql, settings, delivery_id)
+    claim = await begin(sql, settings, delivery_id)
     if isinstance(claim, AttemptOutcome):
         return claim
+    return await finish(sql, http, settings, delivery_id, claim)
+
+
+async def begin(
+    sql: statements.Statements, settings: ControlSettings, delivery_id: uuid.UUID
+) -> Claim | AttemptOutcome:
+    """Claim the delivery (or say why not: skipped, or failed without a request)."""
+    return await _claim(sql, settings, delivery_id)
+
+
+async def finish(
+    sql: statements.Statements,
+    http: aiohttp.ClientSession,
+    settings: ControlSettings,
+    delivery_id: uuid.UUID,
+    claim: Claim,
+) -> AttemptOutcome:
+    """Send a claimed delivery under its target's cap and record the outcome."""
     assert claim.target_id is not None
+    cap = _cap(settings, claim.target_id)
     # The cap bounds the requests in flight to one receiver. Claims come first, in batches,
     # so a slot is only ever held for a request; a claim that waited for a slot longer
     # than half the lease margin is renewed before sending, so a live attempt never runs
     # past its lease (if the lease ran out meanwhile and another attempt took the delivery,
     # this one stands down).
-    async with _semaphore(settings, claim.target_id):
+    async with cap.slot():
         waited = time.monotonic() - claim.claimed > settings.delivery_lease_margin_s / 2
         if waited and not await _renew(sql, settings, delivery_id, claim):
             return AttemptOutcome(delivery_id, "skipped", error="claim lost while waiting")
         sent = await _send(http, settings, claim)
+        cap.took(sent.latency_ms / 1000)
     return await _record(sql, settings, delivery_id, claim, sent)
+
+
+def crowded(settings: ControlSettings, claim: Claim) -> float | None:
+    """Seconds until a slot of the claim's target is expected, when that is more than
+    CROWDED_S; None when the attempt should go ahead and wait."""
+    assert claim.target_id is not None
+    wait = _cap(settings, claim.target_id).expected_wait_s()
+    return min(wait, DEFER_MAX_S) if wait > CROWDED_S else None
+
+
+async def defer(
+    sql: statements.Statements, delivery_id: uuid.UUID, claim: Claim, delay_s: float
+) -> AttemptOutcome:
+    """Give the claim back, due in `delay_s` (no attempt counted)."""
+    assert claim.held is not None
+    now = _now()
+    due = now + dt.timedelta(seconds=delay_s)
+    async with repository.connection(sql.db) as conn:
+        moved = await repository.extend(conn, delivery_id, claim.number - 1, claim.held, due, now)
+    if not moved:
+        return AttemptOutcome(delivery_id, "skipped", error="claim lost")
+    return AttemptOutcome(delivery_id, "deferred", next_attempt_at=due)
 
 
 def _lease_s(settings: ControlSettings) -> float:
@@ -123,7 +201,7 @@ def _lease_s(settings: ControlSettings) -> float:
 
 
 async def _renew(
-    sql: statements.Statements, settings: ControlSettings, delivery_id: uuid.UUID, claim: _Claim
+    sql: statements.Statements, settings: ControlSettings, delivery_id: uuid.UUID, claim: Claim
 ) -> bool:
     assert claim.held is not None
     now = _now()
@@ -140,7 +218,7 @@ async def _renew(
 
 async def _claim(
     sql: statements.Statements, settings: ControlSettings, delivery_id: uuid.UUID
-) -> _Claim | AttemptOutcome:
+) -> Claim | AttemptOutcome:
     row = await sql.claim((delivery_id, _lease_s(settings)))
     if row is None:
         return AttemptOutcome(delivery_id, "skipped", error="delivery not found")
@@ -163,7 +241,7 @@ async def _claim(
     )
 
 
-def _target(settings: ControlSettings, row: repository.Claimed, now: dt.datetime) -> _Claim | str:
+def _target(settings: ControlSettings, row: repository.Claimed, now: dt.datetime) -> Claim | str:
     """Where and how to send (number and body are filled in by the caller), or why not."""
     if row.endpoint_id is not None:
         endpoint = row.endpoint
@@ -173,7 +251,7 @@ def _target(settings: ControlSettings, row: repository.Claimed, now: dt.datetime
             secrets = signing_secrets(settings, endpoint, now)
         except InvalidToken:
             return "endpoint secret cannot be decrypted (the secret key changed): rotate it"
-        return _Claim(number=0, url=endpoint.url, body=b"", reason=row.reason, secrets=secrets)
+        return Claim(number=0, url=endpoint.url, body=b"", reason=row.reason, secrets=secrets)
     destination = row.destination
     if destination is None or not destination.enabled:
         return "destination deleted" if destination is None else "destination disabled"
@@ -182,7 +260,7 @@ def _target(settings: ControlSettings, row: repository.Claimed, now: dt.datetime
     except InvalidToken:
         return "destination secrets cannot be decrypted (the secret key changed): set them again"
     hook = destination.id if destination.kind in presets.HOOK_KINDS else None
-    return _Claim(
+    return Claim(
         number=0,
         url=request.url,
         body=b"",
@@ -215,7 +293,7 @@ class _Sent:
     latency_ms: int
 
 
-async def _send(http: aiohttp.ClientSession, settings: ControlSettings, claim: _Claim) -> _Sent:
+async def _send(http: aiohttp.ClientSession, settings: ControlSettings, claim: Claim) -> _Sent:
     timestamp = int(time.time())
     headers = {
         **claim.headers,
@@ -251,7 +329,7 @@ async def _record(
     sql: statements.Statements,
     settings: ControlSettings,
     delivery_id: uuid.UUID,
-    claim: _Claim,
+    claim: Claim,
     sent: _Sent,
 ) -> AttemptOutcome:
     now = _now()

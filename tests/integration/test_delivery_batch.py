@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -66,6 +67,19 @@ async def _deliveries(settings: ControlSettings) -> dict[uuid.UUID, tuple[str, i
     return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
+async def _until_settled(
+    settings: ControlSettings, ids: list[uuid.UUID], within_s: float
+) -> dict[uuid.UUID, tuple[str, int, int]]:
+    """Poll until none of `ids` is pending or retrying."""
+    deadline = time.monotonic() + within_s
+    while True:
+        state = await _deliveries(settings)
+        if all(state[i][0] not in ("pending", "retrying") for i in ids):
+            return state
+        assert time.monotonic() < deadline, "deliveries did not settle"
+        await asyncio.sleep(0.1)
+
+
 def test_batched_messages_attempt_each_delivery_once_and_record_every_outcome(
     settings: ControlSettings, seed: Seed, receivers: dict[str, Receiver]
 ) -> None:
@@ -96,7 +110,8 @@ def test_batched_messages_attempt_each_delivery_once_and_record_every_outcome(
         worker = Worker(broker, worker_threads=2)
         worker.start()
         try:
-            broker.join(actors.QUEUE, timeout=30_000)
+            # Messages are acknowledged once claimed; the attempts (and retries) go on
+            run(_until_settled(settings, ids, within_s=30))
         finally:
             worker.stop()
     finally:
@@ -209,3 +224,52 @@ def test_a_claim_that_waited_for_the_cap_is_renewed_or_stands_down(
     else:
         assert outcomes[1].status == "succeeded"
         assert len(receivers["ok"].requests) == 2
+
+
+def test_a_slow_receivers_backlog_does_not_hold_up_a_fast_one(
+    settings: ControlSettings, seed: Seed, receivers: dict[str, Receiver]
+) -> None:
+    from dramatiq import Worker
+    from dramatiq.brokers.stub import StubBroker
+
+    # Given a receiver taking 1.5 s per request, two at a time, and a fast one; one worker
+    # thread; 30 deliveries to the slow one queued before 10 to the fast one
+    cfg = msgspec.structs.replace(
+        settings, delivery_endpoint_concurrency=2, delivery_read_timeout_s=3.0, delivery_batch=10
+    )
+    workspace = seed.alice.workspace_id
+    receivers["flaky"].script = [Reply(200, delay=1.5)]
+    run(_endpoint(cfg, workspace, receivers["flaky"].url(), ["link.updated"]))
+    run(_endpoint(cfg, workspace, receivers["ok"].url(), ["link.created"]))
+
+    def one(event_type: str) -> uuid.UUID:
+        return run(_fanout(cfg, run(_emit(cfg, workspace, event_type))["id"]))[0]
+
+    slow = [one("link.updated") for _ in range(30)]
+    fast = [one("link.created") for _ in range(10)]
+
+    broker = actors.configure(cfg, StubBroker(), threads=1)
+    broker.emit_after("process_boot")
+    try:
+        actors.enqueue(slow)
+        actors.enqueue(fast)
+        worker = Worker(broker, worker_threads=1)
+        started = time.monotonic()
+        worker.start()
+        try:
+            # When the worker runs, Then the fast receiver's deliveries are done in a few
+            # seconds, while the slow receiver's would take 30 / 2 x 1.5 = 22.5 s
+            state = run(_until_settled(cfg, fast, within_s=10))
+            fast_done = time.monotonic() - started
+            assert all(state[i][0] == "succeeded" for i in fast)
+            assert fast_done < 8, fast_done
+            assert sum(state[i][0] == "succeeded" for i in slow) < len(slow)
+            # and the slow backlog is only waiting (put back while crowded), none lost
+            state = run(_until_settled(cfg, slow, within_s=60))
+            assert all(state[i] == ("succeeded", 1, 1) for i in slow)
+        finally:
+            worker.stop()
+    finally:
+        actors._actor = actors._runtime = None
+    assert len(receivers["flaky"].requests) == len(slow)
+    assert len(receivers["ok"].requests) == len(fast)
