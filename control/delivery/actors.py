@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import logging
 import math
+import time
 import uuid
 from collections.abc import Iterable
 
@@ -66,11 +67,12 @@ class Runtime:
 
     async def aclose(self) -> None:
         """Let the attempts in flight end (each ends by its deadline), then close the pools."""
-        if self.attempts:
-            wait = guard.attempt_deadline_s(self.settings) + 5.0
-            _, pending = await asyncio.wait(set(self.attempts), timeout=wait)
-            for task in pending:  # their claims run out; the reconciler sends them again
-                task.cancel()
+        # An attempt ending may queue its retry (one more task): wait for those too.
+        deadline = time.monotonic() + guard.attempt_deadline_s(self.settings) + 5.0
+        while self.attempts and (left := deadline - time.monotonic()) > 0:
+            await asyncio.wait(set(self.attempts), timeout=left)
+        for task in set(self.attempts):  # their claims run out; the reconciler sends them again
+            task.cancel()
         if self.http is not None:
             await self.http.close()
         if self.db is not None:
@@ -182,7 +184,10 @@ async def deliver(*delivery_ids: str) -> None:
             continue
         delay = engine.crowded(rt.settings, claim)
         if delay is not None:
-            _note(rt, await engine.defer(sql, delivery_id, claim, delay))
+            try:
+                _note(rt, await engine.defer(sql, delivery_id, claim, delay))
+            except Exception:  # it stays claimed; its lease runs out, the reconciler re-sends
+                log.exception("delivery %s: could not put it back", delivery_id)
             continue
         await rt.room.acquire()
         task = asyncio.create_task(_attempt(rt, sql, http, delivery_id, claim))
