@@ -128,19 +128,28 @@ def _burst(
         got = receiver.wait_for(prefix, n)
     finally:
         receiver.answer(204)
+    last = max((a[0] for a in got), default=started)
+    first_created = min((a[3] for a in got), default=started)
+    return {
+        **_tally(n, got),
+        "create_seconds": created_s,
+        "end_to_end_per_s": len(got) / (last - first_created) if got else 0.0,
+        "first_attempt_s": report.summary(a[0] - a[3] for a in got),
+    }
+
+
+def _tally(n: int, got: list[Arrival]) -> dict[str, Any]:
+    """What arrived of n events: deliveries, duplicates, and deliveries/s from the first
+    arrival to the last."""
     events = {a[1] for a in got}
     arrived = sorted(a[0] for a in got)
-    first_created = min((a[3] for a in got), default=started)
     span = arrived[-1] - arrived[0] if len(arrived) > 1 else 0.0
     return {
         "events": n,
-        "create_seconds": created_s,
         "delivered_events": len(events),
         "deliveries": len(got),
         "duplicates": len(got) - len(events),
         "deliveries_per_s": len(got) / span if span > 0 else 0.0,
-        "end_to_end_per_s": len(got) / (arrived[-1] - first_created) if arrived else 0.0,
-        "first_attempt_s": report.summary(a[0] - a[3] for a in got),
     }
 
 
@@ -166,17 +175,10 @@ def _backlog(
     recover_s = time.time() - started
     say(f"  backlog: {n:,} failed deliveries replayed by one recovery call ({recover_s:.1f} s)")
     got = receiver.wait_for(prefix, n, reason="replay")
-    events = {a[1] for a in got}
-    arrived = sorted(a[0] for a in got)
-    span = arrived[-1] - arrived[0] if len(arrived) > 1 else 0.0
     return {
-        "events": n,
+        **_tally(n, got),
         "recover_seconds": recover_s,
-        "delivered_events": len(events),
-        "deliveries": len(got),
-        "duplicates": len(got) - len(events),
-        "deliveries_per_s": len(got) / span if span > 0 else 0.0,
-        "first_arrival_after_s": arrived[0] - started if arrived else None,
+        "first_arrival_after_s": min(a[0] for a in got) - started if got else None,
     }
 
 
