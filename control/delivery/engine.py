@@ -140,13 +140,6 @@ async def attempt(
     return await finish(sql, http, settings, delivery_id, claim)
 
 
-async def begin(
-    sql: statements.Statements, settings: ControlSettings, delivery_id: uuid.UUID
-) -> Claim | AttemptOutcome:
-    """Claim the delivery (or say why not: skipped, or failed without a request)."""
-    return await _claim(sql, settings, delivery_id)
-
-
 async def finish(
     sql: statements.Statements,
     http: aiohttp.ClientSession,
@@ -216,9 +209,10 @@ async def _renew(
         )
 
 
-async def _claim(
+async def begin(
     sql: statements.Statements, settings: ControlSettings, delivery_id: uuid.UUID
 ) -> Claim | AttemptOutcome:
+    """Claim the delivery (or say why not: skipped, or failed without a request)."""
     row = await sql.claim((delivery_id, _lease_s(settings)))
     if row is None:
         return AttemptOutcome(delivery_id, "skipped", error="delivery not found")
