@@ -19,6 +19,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control.db import new_id
+
 CHUNK = 5000
 
 _INSERT = """
@@ -72,3 +74,11 @@ async def insert(
         result = await session.execute(statement, params)
         made.extend((row[0], row[1]) for row in result)
     return made
+
+
+async def insert_pending(session: AsyncSession, **row: Any) -> uuid.UUID:
+    """One delivery, pending and due now (a test-send); `row` as above, without `id` and
+    `status`."""
+    pending = {**row, "id": new_id(), "status": "pending", "due": True}
+    ((delivery_id, _),) = await insert(session, [pending])
+    return delivery_id

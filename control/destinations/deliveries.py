@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control import pagination
-from control.delivery import history
+from control.delivery import history, inserts
 from control.delivery.models import Delivery, DeliveryAttempt
-from control.destinations import filters, mapping, repository, samples
+from control.destinations import filters, mapping, samples
 from control.destinations.models import Destination
 from control.destinations.schemas import (
     DestinationDeliveryOut,
@@ -128,7 +128,7 @@ async def create_test_delivery(
         body = _body(row, env)
     except mapping.MappingError as exc:
         raise _mapping_failed(exc) from None
-    return await repository.insert_delivery(
+    return await inserts.insert_pending(
         session,
         workspace_id=workspace_id,
         destination_id=row.id,

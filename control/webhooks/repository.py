@@ -11,7 +11,6 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from control.db import new_id
-from control.delivery.models import Delivery
 from control.webhooks.models import WebhookEndpoint
 
 
@@ -117,35 +116,6 @@ async def delete_endpoint(
         .returning(WebhookEndpoint.id)
     )
     return result.scalar_one_or_none() is not None
-
-
-async def insert_delivery(
-    session: AsyncSession,
-    *,
-    workspace_id: uuid.UUID,
-    endpoint_id: uuid.UUID,
-    event_id: uuid.UUID,
-    event_type: str,
-    reason: str,
-    body: bytes,
-) -> uuid.UUID:
-    result = await session.execute(
-        insert(Delivery)
-        .values(
-            id=new_id(),
-            workspace_id=workspace_id,
-            endpoint_id=endpoint_id,
-            event_id=event_id,
-            event_type=event_type,
-            reason=reason,
-            body=body,
-            status="pending",
-            attempts=0,
-            next_attempt_at=func.now(),
-        )
-        .returning(Delivery.id)
-    )
-    return result.scalar_one()
 
 
 async def subscribed_workspaces(

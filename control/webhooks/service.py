@@ -17,7 +17,7 @@ from cryptography.fernet import InvalidToken
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control import pagination, text
-from control.delivery import history
+from control.delivery import history, inserts
 from control.delivery.models import Delivery, DeliveryAttempt
 from control.errors import ApiError, Conflict, Unprocessable
 from control.events import envelope
@@ -340,7 +340,7 @@ async def create_test_delivery(
             "message": "This is a test event from Ricochet: your endpoint is reachable.",
         },
     )
-    return await repository.insert_delivery(
+    return await inserts.insert_pending(
         session,
         workspace_id=workspace_id,
         endpoint_id=endpoint.id,
