@@ -38,11 +38,8 @@ LEASE_MARGIN_S = 1.0
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    r.thread.start()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
+    with Receiver.running() as r:
+        yield r
 
 
 def _redis_broker(settings: ControlSettings) -> Iterator[str]:

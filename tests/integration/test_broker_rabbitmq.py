@@ -57,11 +57,8 @@ def queue() -> Iterator[str]:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    r.thread.start()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
+    with Receiver.running() as r:
+        yield r
 
 
 @pytest.fixture

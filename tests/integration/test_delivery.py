@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import threading
 import time
@@ -97,14 +98,23 @@ class Receiver:
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls) -> Iterator[Receiver]:
+        """A receiver serving for the length of a `with` block."""
+        receiver = cls()
+        receiver.thread.start()
+        try:
+            yield receiver
+        finally:
+            receiver.server.shutdown()
+            receiver.server.server_close()
+
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    r.thread.start()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
+    with Receiver.running() as r:
+        yield r
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ outcome, and queues the retries. Real PostgreSQL, real receivers on loopback."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
 import uuid
@@ -27,13 +28,8 @@ EVENTS = 20
 
 @pytest.fixture
 def receivers() -> Iterator[dict[str, Receiver]]:
-    made = {name: Receiver() for name in ("ok", "flaky", "bad")}
-    for r in made.values():
-        r.thread.start()
-    yield made
-    for r in made.values():
-        r.server.shutdown()
-        r.server.server_close()
+    with contextlib.ExitStack() as stack:
+        yield {name: stack.enter_context(Receiver.running()) for name in ("ok", "flaky", "bad")}
 
 
 @pytest.fixture

@@ -34,11 +34,8 @@ GA4 = {"measurement_id": "G-TEST123", "api_secret": "ga4-api-secret"}
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    r.thread.start()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
+    with Receiver.running() as r:
+        yield r
 
 
 @pytest.fixture

@@ -22,11 +22,8 @@ from tests.integration.test_destinations_delivery import _attempt, _fan, _rows
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    r.thread.start()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
+    with Receiver.running() as r:
+        yield r
 
 
 @pytest.fixture
