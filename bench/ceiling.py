@@ -7,7 +7,12 @@ alternating rounds so machine noise hits all of them alike. Reported:
 - edge (cache-hot, capture on) / bare       budget >= 0.60
 - edge (cache-hot, capture off) / bare      for reference
 - capture cost = 1 - on / off               budget <= 0.10
-- latency percentiles, each server's CPU use and worker RSS
+- full stack / bare                          budget >= 0.60: the edge of a `ricochet up` of
+  its own (ingest, relay, control, PostgreSQL running), saturated the same way while
+  ingest stores every click as it comes; after each such round the bench waits until
+  PostgreSQL holds every click the edge captured (none may be missing), so the backlog's
+  drain never overlaps another server's round
+- latency percentiles, each server's CPU use, CPU per request and worker RSS
 
 A ratio only means something when the bare app was the bottleneck: each round records how
 much CPU the server used, and when the bare app's worker(s) were not busy (the generator
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import re
 import shutil
 import signal
@@ -40,13 +46,24 @@ import psutil
 
 from bench import budgets, loadgen, report
 from bench.budgets import Check
-from bench.stack import ROOT, bench_env
+from bench.stack import ROOT, bench_env, edge_metrics, host_of, stored_clicks
 from ricochet import procs
 
 SLUG = "hot"
 HOST = "localhost"
 SERVERS = ("bare", "edge_capture_on", "edge_capture_off")
+FULL_STACK = "full_stack"
 TOOLS = ("auto", "wrk", "oha", "locust")
+DRAIN_TIMEOUT_S = 180.0  # ingest catching up after a full-stack round
+
+
+@dataclasses.dataclass(frozen=True)
+class Served:
+    """Where a server answers the hot link, and which processes are its (for CPU)."""
+
+    url: str  # http://127.0.0.1:port/slug
+    host: str  # Host header
+    pids: set[int]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +74,7 @@ class Config:
     workers: int = 1  # Granian workers per server
     tool: str = "auto"
     locust_processes: int = 0  # 0: one per CPU
+    full_stack: bool = True  # also the edge of a whole `ricochet up`, ingest storing clicks
 
 
 def pick_tool(preferred: str) -> str:
@@ -107,26 +125,27 @@ def parse_oha(out: str) -> dict[str, float]:
 
 
 def _drive(
-    tool: str, port: int, seconds: float, cfg: Config, workdir: Path, label: str
+    tool: str, served: Served, seconds: float, cfg: Config, workdir: Path, label: str
 ) -> dict[str, float]:
-    url = f"http://127.0.0.1:{port}/{SLUG}"
+    url, host = served.url, served.host
     if tool == "wrk":
         argv = ["wrk", "-t1", f"-c{cfg.connections}", f"-d{max(1, round(seconds))}s"]
-        argv += ["--latency", "-H", f"Host: {HOST}", url]
+        argv += ["--latency", "-H", f"Host: {host}", url]
         return parse_wrk(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
     if tool == "oha":
         argv = ["oha", "-z", f"{seconds}s", "-c", str(cfg.connections), "--no-tui", "-j"]
-        argv += ["--redirect", "0", "-H", f"Host: {HOST}", url]
+        argv += ["--redirect", "0", "-H", f"Host: {host}", url]
         return parse_oha(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
     processes = cfg.locust_processes or psutil.cpu_count() or 1
+    base, _, path = url.partition("://")[2].partition("/")
     plan = loadgen.Plan(
         label=label,
         locustfile=ROOT / "bench" / "locust_visitors.py",
-        host=f"http://127.0.0.1:{port}",
+        host=f"http://{base}",
         processes=processes,
         steps=loadgen.flat_out(cfg.connections, seconds + 1),
         per_user_rate=0,
-        env={"BENCH_MIX": json.dumps({"hot": f"/{SLUG}", "host": HOST})},
+        env={"BENCH_MIX": json.dumps({"hot": f"/{path}", "host": host})},
     )
     samples = loadgen.run(plan, workdir).samples
     start, end = samples.begin + 1, samples.end  # the first second: users still starting
@@ -148,20 +167,30 @@ def _tree(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
 
 def cpu_seconds(proc: subprocess.Popen[bytes]) -> float:
     """CPU seconds used so far by a server and its workers."""
+    return cpu_of({p.pid for p in _tree(proc)})
+
+
+def cpu_of(pids: set[int]) -> float:
+    """CPU seconds used so far by these processes (those gone since count as nothing)."""
     total = 0.0
-    for p in _tree(proc):
+    for pid in pids:
         try:
-            t = p.cpu_times()
+            t = psutil.Process(pid).cpu_times()
         except psutil.Error:
             continue
         total += t.user + t.system
     return total
 
 
-def _rss_mb(proc: subprocess.Popen[bytes]) -> float:
-    tree = _tree(proc)
-    workers = tree[1:] or tree
-    return float(max(w.memory_info().rss for w in workers)) / 2**20
+def _rss_mb(pids: set[int]) -> float:
+    """The largest RSS among these processes: a Granian worker outgrows its parent."""
+    rss = []
+    for pid in pids:
+        try:
+            rss.append(psutil.Process(pid).memory_info().rss)
+        except psutil.Error:
+            continue
+    return float(max(rss, default=0)) / 2**20
 
 
 def _stop_all(servers: dict[str, subprocess.Popen[bytes]]) -> None:
@@ -179,7 +208,7 @@ def _start(
 
 
 def run(cfg: Config, workdir: Path, say: Any = print) -> dict[str, Any]:
-    """Start Redis, the bare app and two edges, measure them in rounds, stop them."""
+    """Start Redis, the bare app, two edges (and a whole stack), measure them in rounds."""
     import redis
 
     from ricochet.embedded import EmbeddedRedis
@@ -191,6 +220,10 @@ def run(cfg: Config, workdir: Path, say: Any = print) -> dict[str, Any]:
     servers: dict[str, subprocess.Popen[bytes]] = {}
     ports = {name: procs.free_port(None) for name in SERVERS}
     with ExitStack() as cleanup:
+        stack: FullStack | None = None
+        if cfg.full_stack:
+            say("  ceiling: starting a whole stack (`ricochet up`) for the full-stack row ...")
+            stack = cleanup.enter_context(FullStack(cfg.workers))
         store = EmbeddedRedis(workdir / "ceiling-redis", durable=False)
         redis_url = store.start()
         cleanup.callback(store.stop)
@@ -216,24 +249,144 @@ def run(cfg: Config, workdir: Path, say: Any = print) -> dict[str, Any]:
             }
             argv = [sys.executable, "-m", "ricochet", "edge"]
             servers[name] = _start(name, argv, env, ports[name], logs)
-        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in SERVERS}
-        for name in SERVERS:  # warm-up: caches filled, code paths hot
-            _drive(tool, ports[name], 2, cfg, workdir, f"ceiling-warm-{name}")
+        served = {
+            name: Served(f"http://127.0.0.1:{ports[name]}/{SLUG}", HOST, _pids(proc))
+            for name, proc in servers.items()
+        }
+        if stack is not None:
+            served[FULL_STACK] = stack.served()
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in served}
+        for name in served:  # warm-up: caches filled, code paths hot
+            _drive(tool, served[name], 2, cfg, workdir, f"ceiling-warm-{name}")
+        if stack is not None:
+            stack.drain(say)  # the warm-up's clicks stored before anything is measured
         for r in range(cfg.rounds):
-            for name in SERVERS:
+            for name, where in served.items():
                 client.delete(*click_streams(4))  # the captured clicks: nobody ingests them
-                before, started = cpu_seconds(servers[name]), time.monotonic()
-                result = _drive(tool, ports[name], cfg.seconds, cfg, workdir, f"ceiling-{name}")
-                busy = (cpu_seconds(servers[name]) - before) / (time.monotonic() - started)
-                result["server_cpu"] = busy / cfg.workers
+                pids = stack.edge_pids() if name == FULL_STACK and stack else where.pids
+                before, started = cpu_of(pids), time.monotonic()
+                pipeline_before = stack.pipeline_cpu() if name == FULL_STACK and stack else 0.0
+                result = _drive(tool, where, cfg.seconds, cfg, workdir, f"ceiling-{name}")
+                elapsed = time.monotonic() - started
+                used = cpu_of(pids) - before
+                result["server_cpu"] = used / elapsed / cfg.workers
+                result["cpu_us_per_request"] = used / max(result["rps"] * elapsed, 1) * 1e6
+                if name == FULL_STACK and stack is not None:
+                    result.update(stack.drain(say))
+                    pipeline = stack.pipeline_cpu() - pipeline_before
+                    result["pipeline_cpu_us_per_click"] = (
+                        pipeline / max(result["round_clicks"], 1) * 1e6
+                    )
                 rounds[name].append(result)
                 say(
                     f"  ceiling round {r + 1} {name:<17} {result['rps']:>9,.0f} req/s  "
                     f"p50 {result.get('p50_ms', 0):.2f} ms  p99 {result.get('p99_ms', 0):.2f} ms  "
-                    f"server cpu {result['server_cpu']:.0%}"
+                    f"server cpu {result['server_cpu']:.0%}  "
+                    f"{result['cpu_us_per_request']:.0f} us/req"
                 )
-        rss = {name: _rss_mb(proc) for name, proc in servers.items()}
-    return summarise(cfg, tool, rounds, rss)
+        rss = {name: _rss_mb(where.pids) for name, where in served.items()}
+        if stack is not None:
+            rss[FULL_STACK] = _rss_mb(stack.edge_pids())
+        clicks = stack.clicks() if stack is not None else None
+    out = summarise(cfg, tool, rounds, rss)
+    if clicks is not None:
+        out["full_stack_clicks"] = clicks
+    return out
+
+
+def _pids(proc: subprocess.Popen[bytes]) -> set[int]:
+    return {p.pid for p in _tree(proc)}
+
+
+class FullStack:
+    """A `ricochet up` of the bench's own with one hot link: the full-stack row's server.
+
+    Its edge is saturated like the isolated ones while ingest stores the clicks it captures
+    (in PostgreSQL, through the real consumer) and relay, control and worker idle beside
+    them, as on a box a user runs the whole system on.
+    """
+
+    def __init__(self, workers: int) -> None:
+        from bench.stack import LocalStack
+
+        self.local = LocalStack({"RICOCHET_EDGE_WORKERS": str(workers)})
+        self.link_id = ""
+        self.host = ""
+        self.edge_url = ""
+        self.database_url = ""
+        self.stored_mark = 0.0  # clicks stored at the end of the last drain
+
+    def __enter__(self) -> FullStack:
+        import httpx2 as httpx
+
+        target = self.local.__enter__()
+        try:
+            assert target.database_url is not None
+            self.edge_url, self.database_url = target.edge_url, target.database_url
+            response = httpx.post(
+                f"{target.control_url}/api/v1/links",
+                json={"destination": "https://example.com/landing", "slug": SLUG},
+                headers=target.auth,
+                timeout=30,
+            )
+            if response.status_code != 201:
+                raise RuntimeError(f"creating the hot link: {response.status_code} {response.text}")
+            link = response.json()
+            self.link_id, self.host = link["id"], host_of(link["short_url"])
+            # The relay projects it after commit: HEAD (no click) until the edge answers it.
+            deadline = time.monotonic() + 30
+            while True:
+                head = httpx.head(f"{self.edge_url}/{SLUG}", headers={"host": self.host})
+                if head.status_code == 302:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the hot link never reached the edge: {head.status_code}")
+                time.sleep(0.1)
+        except BaseException:
+            self.local.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.local.__exit__(None, None, None)
+
+    def served(self) -> Served:
+        return Served(f"{self.edge_url}/{SLUG}", self.host, self.edge_pids())
+
+    def edge_pids(self) -> set[int]:
+        return self.local.pids()["edge"]
+
+    def pipeline_cpu(self) -> float:
+        """CPU seconds so far of what stores clicks: ingest and PostgreSQL."""
+        roles = self.local.pids()
+        return cpu_of(roles["ingest"] | roles["postgres"])
+
+    def clicks(self) -> dict[str, float]:
+        """The edge's click counters and the rows PostgreSQL holds for the hot link."""
+        metrics = edge_metrics(self.edge_url)
+        return {
+            "captured": metrics.get("clicks_captured", 0.0),
+            "dropped": metrics.get("clicks_dropped", 0.0),
+            "stored": float(stored_clicks(self.database_url, [self.link_id])),
+        }
+
+    def drain(self, say: Any) -> dict[str, float]:
+        """Wait until PostgreSQL holds every click the edge captured (or time runs out);
+        what the round left behind, and how many clicks were stored since the last drain."""
+        started = time.monotonic()
+        first = now = self.clicks()
+        while now["stored"] < now["captured"] and time.monotonic() - started < DRAIN_TIMEOUT_S:
+            time.sleep(0.25)
+            now = self.clicks()
+        if now["stored"] < now["captured"]:
+            say(f"  full stack: {now['captured'] - now['stored']:,.0f} clicks still not stored")
+        round_clicks, self.stored_mark = now["stored"] - self.stored_mark, now["stored"]
+        return {
+            "drain_s": time.monotonic() - started,
+            "backlog_at_end": max(0.0, first["captured"] - first["stored"]),
+            "round_clicks": round_clicks,
+            "not_stored": now["captured"] - now["stored"],
+        }
 
 
 def summarise(
@@ -246,11 +399,12 @@ def summarise(
             "p50_ms": statistics.median(r.get("p50_ms", 0.0) for r in runs),
             "p99_ms": statistics.median(r.get("p99_ms", 0.0) for r in runs),
             "server_cpu": statistics.median(r["server_cpu"] for r in runs),
+            "cpu_us_per_request": statistics.median(r["cpu_us_per_request"] for r in runs),
             "rss_mb": rss.get(name, 0.0),
         }
         for name, runs in rounds.items()
     }
-    return {
+    out = {
         "tool": tool,
         "config": dataclasses.asdict(cfg),
         "servers": per_server,
@@ -262,6 +416,14 @@ def summarise(
         ),
         "rounds": rounds,
     }
+    if FULL_STACK in rounds:
+        full = rounds[FULL_STACK]
+        out["ratio_full_stack"] = median[FULL_STACK] / median["bare"]
+        per_server[FULL_STACK]["pipeline_cpu_us_per_click"] = statistics.median(
+            r["pipeline_cpu_us_per_click"] for r in full
+        )
+        per_server[FULL_STACK]["drain_s"] = statistics.median(r["drain_s"] for r in full)
+    return out
 
 
 def checks(result: dict[str, Any], budget: dict[str, float]) -> list[Check]:
@@ -269,7 +431,7 @@ def checks(result: dict[str, Any], budget: dict[str, float]) -> list[Check]:
     bare_cpu = result["servers"]["bare"]["server_cpu"]
     judged = result["tool"] != "locust" or bare_cpu >= budget["min_bare_cpu"]
     note = "" if judged else f"generator-bound: bare app only {bare_cpu:.0%} busy; install wrk"
-    return [
+    found = [
         Check(
             "edge capture on / bare",
             result["ratio_capture_on"],
@@ -288,18 +450,36 @@ def checks(result: dict[str, Any], budget: dict[str, float]) -> list[Check]:
             judged,
             note,
         ),
-        Check("ceiling errors", result["errors"], 0, "<="),
     ]
+    if "ratio_full_stack" in result:
+        clicks = result.get("full_stack_clicks", {})
+        missing = clicks["captured"] - clicks["stored"] if clicks else None
+        found += [
+            Check(
+                "full stack / bare",
+                result["ratio_full_stack"],
+                budget["ratio_full_stack"],
+                ">=",
+                "x",
+                judged,
+                note,
+            ),
+            Check("full stack: clicks captured, not stored", missing, 0, "<="),
+            Check("full stack: clicks dropped (edge)", clicks.get("dropped"), 0, "<="),
+        ]
+    found.append(Check("ceiling errors", result["errors"], 0, "<="))
+    return found
 
 
 def render(result: dict[str, Any]) -> str:
     rows = [
         [
-            name,
+            name.replace("_", " "),
             s["median_rps"],
             s["p50_ms"],
             s["p99_ms"],
             f"{s['server_cpu']:.0%}",
+            s.get("cpu_us_per_request", math.nan),
             s["rss_mb"],
         ]
         for name, s in result["servers"].items()
@@ -308,14 +488,31 @@ def render(result: dict[str, Any]) -> str:
     head += f"{result['config']['workers']} Granian worker(s), median of "
     head += f"{result['config']['rounds']} rounds of {result['config']['seconds']:.0f} s)"
     body = report.table(
-        ["server", "req/s", "p50 ms", "p99 ms", "server cpu", "RSS MB/worker"], rows
+        ["server", "req/s", "p50 ms", "p99 ms", "server cpu", "cpu us/req", "RSS MB/worker"],
+        rows,
     )
-    ratios = (
+    lines = [
+        head,
+        body,
         f"edge capture on / bare = {result['ratio_capture_on']:.2f}x, "
         f"capture off / bare = {result['ratio_capture_off']:.2f}x, "
-        f"capture cost = {result['capture_cost']:.1%}"
-    )
-    return f"{head}\n{body}\n{ratios}"
+        f"capture cost = {result['capture_cost']:.1%}",
+    ]
+    if "ratio_full_stack" in result:
+        full = result["servers"][FULL_STACK]
+        clicks = result.get("full_stack_clicks", {})
+        lines.append(
+            f"full stack / bare = {result['ratio_full_stack']:.2f}x (the edge of a whole "
+            "`ricochet up`, ingest storing clicks as they come)"
+        )
+        lines.append(
+            f"  clicks: {clicks.get('captured', 0):,.0f} captured by its edge, "
+            f"{clicks.get('stored', 0):,.0f} stored in PostgreSQL, "
+            f"{clicks.get('dropped', 0):,.0f} dropped; ingest + PostgreSQL "
+            f"{full['pipeline_cpu_us_per_click']:,.0f} us CPU per click (round + drain), "
+            f"the backlog drained in {full['drain_s']:.1f} s after each round"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -326,8 +523,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="Granian workers per server [1]")
     parser.add_argument("--tool", choices=TOOLS, default="auto")
     parser.add_argument("--profile", choices=budgets.PROFILES, default="full")
+    parser.add_argument("--no-full-stack", action="store_true", help="isolated rows only")
     args = parser.parse_args()
-    cfg = Config(args.rounds, args.seconds, args.connections, args.workers, args.tool)
+    cfg = Config(
+        args.rounds,
+        args.seconds,
+        args.connections,
+        args.workers,
+        args.tool,
+        full_stack=not args.no_full_stack,
+    )
     sys.exit(measure(cfg, budgets.load(args.profile)["ceiling"], report.RESULTS_DIR))
 
 

@@ -26,11 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx2 as httpx
-
 from bench import api, budgets, ceiling, loadgen, report, seed
 from bench import redirect_verdict as verdict
-from bench.stack import ROOT, LocalStack, Target, bench_env
+from bench.stack import ROOT, LocalStack, Target, bench_env, edge_metrics, wait_stored
 from ricochet import procs
 
 Say = Callable[[str], None]
@@ -61,7 +59,8 @@ class Config:
     edge_workers: int = 1
     integrators: float = 0.0  # req/s of API traffic alongside (0: none)
     with_ceiling: bool = True
-    ceiling_cfg: ceiling.Config = field(default_factory=ceiling.Config)
+    # The full-stack row starts a second stack: off unless asked (--ceiling-full-stack).
+    ceiling_cfg: ceiling.Config = field(default_factory=lambda: ceiling.Config(full_stack=False))
     with_floor: bool = True
     profile: str = "full"
     settings: dict[str, str] = field(default_factory=dict)  # extra RICOCHET_* for our stack
@@ -109,22 +108,32 @@ def run(cfg: Config, say: Say = print) -> int:
                 f"warmed in {warm_s:.1f} s"
             )
             links_file = seeded.save(workdir / "links.json")
-            before = _edge_metrics(target.edge_url)
+            before = edge_metrics(target.edge_url)
             say(_describe_load(cfg, steps, processes))
             visitors = _visitor_plan(cfg, steps, processes, target, seeded, links_file)
             watch = report.CpuWatch()
             started = loadgen.Started(visitors, workdir)
             integrators = _start_integrators(cfg, steps, target, links_file, workdir)
             time.sleep(min(cfg.warmup_s, steps[-1].until_s))
+            window_before = edge_metrics(target.edge_url)
             watch.start()
             time.sleep(max(0.0, steps[-1].until_s - cfg.warmup_s))
             roles = stack.pids() if stack is not None else {}
             roles["locust"] = started.pids | (integrators.pids if integrators else set())
             result["cpu"] = watch.stop(roles)
+            # The edge's counters over the CPU window (clicks per second for CPU per click).
+            window_after = edge_metrics(target.edge_url)
+            result["window_metrics"] = {
+                k: window_after.get(k, 0) - window_before.get(k, 0) for k in window_after
+            }
             run_ = started.finish()
             api_run = integrators.finish() if integrators else None
-            after = _edge_metrics(target.edge_url)
+            after = edge_metrics(target.edge_url)
             result["edge_metrics"] = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+            if target.database_url:  # every captured click must reach PostgreSQL
+                captured = result["edge_metrics"].get("clicks_captured", 0)
+                stored = wait_stored(target.database_url, seeded.link_ids, captured, 60)
+                result["clicks"] = {"captured": captured, "stored": stored}
             result["generator_cpu"] = run_.generator_cpu()
             if cfg.shape == "fixed":
                 result.update(_fixed(cfg, run_, rate))
@@ -137,6 +146,7 @@ def run(cfg: Config, say: Say = print) -> int:
                 result["floor"] = _floor(cfg, steps, processes, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    result["cpu_costs"] = verdict.costs(result)
     found = verdict.checks(cfg.shape, budget, rate, result)
     say("")
     say(verdict.render(result))
@@ -246,6 +256,8 @@ def _ramp(cfg: Config, run_: loadgen.Run) -> list[dict[str, Any]]:
 
 
 def _floor(cfg: Config, steps: list[loadgen.Step], processes: int, workdir: Path) -> dict[str, Any]:
+    """The same harness and rate against the bare 302; its CPU over the same kind of window
+    as the edge's (after the warm-up), so CPU per request compares like with like."""
     port = procs.free_port(None)
     argv = [sys.executable, "-m", "bench.serve", "bench.bare_app:create_app", str(port)]
     argv.append(str(cfg.edge_workers))
@@ -262,27 +274,15 @@ def _floor(cfg: Config, steps: list[loadgen.Step], processes: int, workdir: Path
             per_user_rate=cfg.per_user_rate,
             env={"BENCH_MIX": json.dumps({"hot": "/hot", "host": "localhost"})},
         )
-        before = ceiling.cpu_seconds(bare)
-        run_ = loadgen.run(plan, workdir)
-        used = ceiling.cpu_seconds(bare) - before
+        started = loadgen.Started(plan, workdir)
+        time.sleep(min(cfg.warmup_s, steps[-1].until_s))
+        before, began = ceiling.cpu_seconds(bare), time.monotonic()
+        time.sleep(max(0.0, steps[-1].until_s - cfg.warmup_s))
+        used, seconds = ceiling.cpu_seconds(bare) - before, time.monotonic() - began
+        run_ = started.finish()
     finally:
         procs.stop(bare)
     floor: dict[str, Any] = _fixed(cfg, run_, steps[-1].rate)["overall"]
-    floor["cpu_us_per_request"] = used / max(len(run_.samples.t), 1) * 1e6
+    floor["cpu_cores"] = used / max(seconds, 1e-6)
+    floor["cpu_us_per_request"] = floor["cpu_cores"] / max(floor["rate"], 1) * 1e6
     return floor
-
-
-def _edge_metrics(edge_url: str) -> dict[str, float]:
-    """The edge's counters (summed over its workers); empty when it does not answer."""
-    try:
-        text = httpx.get(f"{edge_url}/_/metrics", timeout=5).text
-    except httpx.HTTPError:
-        return {}
-    out = {}
-    for line in text.splitlines():
-        if line.startswith("ricochet_edge_") and not line.startswith("#"):
-            name, _, value = line.partition(" ")
-            name = name.removeprefix("ricochet_edge_").removesuffix("_total")
-            with contextlib.suppress(ValueError):
-                out[name] = float(value)
-    return out

@@ -161,3 +161,50 @@ def _descendant_pids(proc: psutil.Process) -> set[int]:
 def host_of(url: str) -> str:
     """The Host header a short URL is served under (`localhost:8400` for a dev stack)."""
     return urlsplit(url).netloc
+
+
+def parse_edge_metrics(text: str) -> dict[str, float]:
+    """`ricochet_edge_*` samples of the edge's Prometheus page, without the prefix and
+    `_total`: {"redirects": 1234.0, "cached_links": 100000.0, ...}."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("ricochet_edge_"):
+            name, _, value = line.partition(" ")
+            name = name.removeprefix("ricochet_edge_").removesuffix("_total")
+            try:
+                out[name] = float(value)
+            except ValueError:
+                continue
+    return out
+
+
+def edge_metrics(edge_url: str) -> dict[str, float]:
+    """The edge's counters (summed over its workers); empty when it does not answer."""
+    import httpx2 as httpx
+
+    try:
+        return parse_edge_metrics(httpx.get(f"{edge_url}/_/metrics", timeout=5).text)
+    except httpx.HTTPError:
+        return {}
+
+
+def stored_clicks(database_url: str, link_ids: list[str]) -> int:
+    """Rows in PostgreSQL's `clicks` for these links (bots and QR scans included)."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM clicks WHERE link_id = ANY(%s::uuid[])", (link_ids,)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def wait_stored(database_url: str, link_ids: list[str], expected: float, timeout: float) -> int:
+    """Poll until PostgreSQL holds `expected` clicks for these links (ingest caught up), or
+    the time is up; the count last seen."""
+    deadline = time.monotonic() + timeout
+    stored = stored_clicks(database_url, link_ids)
+    while stored < expected and time.monotonic() < deadline:
+        time.sleep(0.25)
+        stored = stored_clicks(database_url, link_ids)
+    return stored

@@ -264,6 +264,12 @@ def bench() -> None:
     help="Connections of the ceiling's generator.",
 )
 @click.option(
+    "--ceiling-full-stack/--no-ceiling-full-stack",
+    default=False,
+    show_default=True,
+    help="Add the ceiling's full-stack row (a second stack of its own; slower).",
+)
+@click.option(
     "--floor/--no-floor",
     default=True,
     show_default=True,
@@ -297,6 +303,7 @@ def bench_redirect(**kw: Any) -> None:
             seconds=kw["ceiling_seconds"],
             connections=kw["connections"],
             tool=kw["ceiling_tool"],
+            full_stack=kw["ceiling_full_stack"],
         ),
         with_floor=kw["floor"],
         **_common(kw),
@@ -322,6 +329,12 @@ def bench_redirect(**kw: Any) -> None:
     show_default=True,
     help="Granian workers of each server.",
 )
+@click.option(
+    "--full-stack/--no-full-stack",
+    default=True,
+    show_default=True,
+    help="Also saturate the edge of a whole `ricochet up` (ingest storing clicks).",
+)
 @_profile_option
 @_results_option
 def bench_ceiling(
@@ -330,15 +343,43 @@ def bench_ceiling(
     seconds: float,
     connections: int,
     workers: int,
+    full_stack: bool,
     profile: str,
     results_dir: Path,
 ) -> None:
-    """The edge (cache-hot, capture on and off) against a bare ASGI 302, as ratios."""
+    """The edge (cache-hot, capture on and off; and with the whole stack running) against a
+    bare ASGI 302, as ratios."""
     _need_bench()
     from bench import budgets, ceiling
 
-    cfg = ceiling.Config(rounds, seconds, connections, workers, tool)
+    cfg = ceiling.Config(rounds, seconds, connections, workers, tool, full_stack=full_stack)
     sys.exit(ceiling.measure(cfg, budgets.load(profile)["ceiling"], results_dir))
+
+
+@bench.command("memory")
+@click.option(
+    "--links",
+    type=click.IntRange(1),
+    help="Links projected and visited [budget: 100,000].",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1),
+    default=32,
+    show_default=True,
+    help="Connections visiting the links.",
+)
+@_profile_option
+@_results_option
+def bench_memory(links: int | None, concurrency: int, profile: str, results_dir: Path) -> None:
+    """RSS of one real Granian edge worker with every link of the projection cached."""
+    _need_bench()
+    from bench import memory
+
+    cfg = memory.Config(
+        links=links, concurrency=concurrency, profile=profile, results_dir=results_dir
+    )
+    sys.exit(memory.run(cfg, click.echo))
 
 
 @bench.command("ingest")
@@ -460,13 +501,18 @@ def bench_all(profile: str, results_dir: Path) -> None:
     """Every bench with its defaults, one after another (each on a stack of its own),
     then one line per bench: what the budget says about this machine."""
     _need_bench()
-    from bench import api, bulk_create, ingest, redirect, webhooks
+    from bench import api, bulk_create, ceiling, ingest, memory, redirect, webhooks
 
     runs: list[tuple[str, Callable[[], int]]] = [
         (
             "redirect",
             lambda: redirect.run(
-                redirect.Config(profile=profile, results_dir=results_dir), click.echo
+                redirect.Config(
+                    profile=profile,
+                    results_dir=results_dir,
+                    ceiling_cfg=ceiling.Config(full_stack=True),  # the full-stack row too
+                ),
+                click.echo,
             ),
         ),
         (
@@ -486,6 +532,10 @@ def bench_all(profile: str, results_dir: Path) -> None:
             ),
         ),
         ("api", lambda: api.run(api.Config(profile=profile, results_dir=results_dir), click.echo)),
+        (
+            "memory",
+            lambda: memory.run(memory.Config(profile=profile, results_dir=results_dir), click.echo),
+        ),
     ]
     codes = {}
     for name, go in runs:

@@ -51,6 +51,12 @@ def test_the_full_profile_is_the_design_budget() -> None:
     assert b["bulk"]["seconds"] == 1.0
     assert b["webhooks"]["deliveries_per_s"] == 1000
     assert b["webhooks"]["first_attempt_p95_s"] == 2.0
+    assert b["memory"]["links"] == 100_000
+    assert b["memory"]["rss_mb"] == 120
+    assert b["ceiling"]["ratio_full_stack"] == 0.6
+    assert b["redirect"]["edge_cpu_vs_bare"] == 1.3
+    assert b["redirect"]["pipeline_us_per_click"] == 100
+    assert b["redirect"]["control_fallbacks"] == 0
 
 
 def test_the_smoke_profile_loosens_what_it_names_and_keeps_the_rest() -> None:
