@@ -12,10 +12,9 @@ import secrets
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from control.errors import ApiError
+from shared.slugs import SLUG_MAX, SLUG_RE
 
 MAX_DESTINATION = 2048
-SLUG_MAX = 64
-SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$")
 # Paths the edge or the product needs, and words that invite phishing look-alikes.
 RESERVED = frozenset(
     {

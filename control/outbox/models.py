@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, Identity
+from sqlalchemy import BigInteger, Identity, SmallInteger
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -19,3 +19,18 @@ class OutboxMessage(Base):
     topic: Mapped[str]
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[dt.datetime] = created_column()
+
+
+class ProjectionWatermark(Base):
+    """How many projection batches the relay has applied to Redis: one row, only growing.
+
+    The relay writes the same number into the Redis projection marker with each batch; a
+    marker behind this row means Redis lost writes (a failover), so the projection is no
+    longer known to be complete (ADR 0013). It lives here, not in Redis, because it must
+    survive what it detects.
+    """
+
+    __tablename__ = "projection_watermark"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)

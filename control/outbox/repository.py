@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from control.db import table
-from control.outbox.models import OutboxMessage
+from control.outbox.models import OutboxMessage, ProjectionWatermark
 
 NOTIFY_CHANNEL = "ricochet_outbox"
 
@@ -41,3 +42,21 @@ async def next_batch(conn: AsyncConnection, limit: int) -> list[tuple[int, str, 
 
 async def remove(conn: AsyncConnection, ids: list[int]) -> None:
     await conn.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(ids)))
+
+
+async def projection_seq(conn: AsyncConnection) -> int:
+    """The relay's projection watermark (0 before the first batch)."""
+    seq = await conn.scalar(select(ProjectionWatermark.seq).where(ProjectionWatermark.id == 1))
+    return int(seq or 0)
+
+
+async def set_projection_seq(conn: AsyncConnection, seq: int) -> None:
+    """Raise the watermark to `seq` (never lowers it: a slower, older leader cannot undo it)."""
+    stmt = pg_insert(ProjectionWatermark).values(id=1, seq=seq)
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[ProjectionWatermark.id],
+            set_={"seq": stmt.excluded.seq},
+            where=ProjectionWatermark.seq < stmt.excluded.seq,
+        )
+    )

@@ -27,8 +27,10 @@ from control.delivery import fanout
 from control.events import repository as event_rows
 from control.events import service as events
 from control.idempotency import repository as idempotency
+from control.internal.service import rebuild
 from control.links import state
 from control.outbox import repository as outbox
+from control.relay.completeness import CHECK_EVERY_S, Completeness
 from control.relay.projector import Projector
 from control.settings import ControlSettings
 
@@ -54,11 +56,13 @@ class Relay:
         self._enqueue = enqueue
         self._next_reconcile = 0.0
         self.projector = Projector(redis)
+        self.completeness = Completeness(redis, lambda progress: rebuild(engine, redis, progress))
+        self._seq_saved = 0
         self.relayed = 0
         self._next_purge = 0.0
         self._next_partitions = 0.0  # at once when leading, then hourly
         self.handlers: dict[str, Callable[[list[dict[str, Any]]], Awaitable[None]]] = {
-            state.PROJECTION_TOPIC: self.projector.apply,
+            state.PROJECTION_TOPIC: self._project,
             events.TOPIC: self._events,
         }
 
@@ -84,8 +88,18 @@ class Relay:
                     group = []
             async with self.engine.begin() as conn:
                 await outbox.remove(conn, [row_id for row_id, _, _ in batch])
+                seq = self.completeness.seq
+                if seq > self._seq_saved:
+                    await outbox.set_projection_seq(conn, seq)
+            self._seq_saved = max(self._seq_saved, seq)
             done += len(batch)
             self.relayed += len(batch)
+
+    async def _project(self, payloads: list[dict[str, Any]]) -> None:
+        """Each projection batch gets the next watermark, in Redis now and in PostgreSQL with
+        the removal of its rows: a marker behind PostgreSQL's shows writes Redis lost."""
+        self.completeness.seq += 1
+        await self.projector.apply(payloads, seq=self.completeness.seq)
 
     async def _events(self, payloads: list[dict[str, Any]]) -> None:
         """Events are stored already (in the `events` table, same transaction as the change).
@@ -125,19 +139,33 @@ class Relay:
             if stop.is_set():
                 return
             await listener.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
+            async with self.engine.connect() as conn:
+                self.completeness.seq = self._seq_saved = await outbox.projection_seq(conn)
             log.info("relay leading")
             if on_ready:
                 on_ready()
-            while not stop.is_set():
-                try:
-                    await self.drain()
-                    await self._housekeeping()
-                except Exception:
-                    log.exception("relay pass failed; retrying")
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), 1.0)
-                    continue
-                await self._wait(listener, stop)
+            try:
+                while not stop.is_set():
+                    try:
+                        await self.step()
+                    except Exception:
+                        log.exception("relay pass failed; retrying")
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), 1.0)
+                        continue
+                    await self._wait(listener, stop)
+            finally:
+                await self.completeness.stop()
+
+    async def step(self) -> None:
+        """One pass of the leader: relay, keep the projection complete, chores."""
+        # A rebuild that ended before this drain began is covered by it (ADR 0013).
+        rebuilt = self.completeness.rebuilt()
+        await self.drain()
+        if rebuilt:
+            await self.completeness.finish()
+        await self.completeness.check()
+        await self._housekeeping()
 
     async def _housekeeping(self) -> None:
         """Leader-only chores that need no schedule of their own."""
@@ -198,5 +226,7 @@ class Relay:
 
     async def _wait(self, listener: psycopg.AsyncConnection, stop: asyncio.Event) -> None:
         # Returns on the first NOTIFY or after the poll interval; shutdown waits at most that.
-        async for _ in listener.notifies(timeout=self.settings.relay_poll_s, stop_after=1):
+        # Woken at least once a second, to check the projection marker.
+        timeout = min(self.settings.relay_poll_s, CHECK_EVERY_S)
+        async for _ in listener.notifies(timeout=timeout, stop_after=1):
             pass
