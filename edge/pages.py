@@ -22,6 +22,8 @@ NOT_FOUND = page("Link not found", "<p>This short link does not exist.</p>")
 EXPIRED = page("Link expired", "<p>This short link has expired.</p>")
 TAKEN_DOWN = page("Link unavailable", "<p>This short link has been disabled.</p>")
 TOO_MANY = page("Too many attempts", "<p>Too many wrong passwords. Try again later.</p>")
+TOO_LARGE = page("Request too large", "<p>That form was larger than any password.</p>")
+BAD_REQUEST = page("Bad request", "<p>The request could not be read.</p>")
 
 
 def password_form(action: str, wrong: bool = False) -> bytes:

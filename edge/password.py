@@ -1,17 +1,26 @@
-"""Password-protected links: the form's POST, the slow check, and the cookie that remembers.
+"""Password-protected links: the slow check, the attempt limit, and the cookie that remembers.
 
 The check (argon2id) runs in a thread, off the event loop. Success sets a signed cookie valid
 for 30 minutes for that link and that password (changing the password voids old cookies).
-Wrong attempts are counted per visitor IP and link in Redis (in memory if Redis is down)
-and refused past the limit for 10 minutes.
+
+Attempts are reserved before the check, atomically (one Lua call), per link and visitor
+address and, for IPv6, per /64 too (one subscriber's network; it may hold
+`PREFIX_FACTOR` x the limit, so a household is not locked out by one person, while rotating
+addresses inside the /64 stays capped). So N concurrent guesses cost at most the limit in
+argon2 verifies; a wrong password keeps its reservation, a right one gives it back. When Redis
+is unreachable the worker counts in memory the same way (so the limit holds per worker: with
+N workers and Redis down, at most N x the limit).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import time
+from socket import AF_INET6, inet_ntop, inet_pton
+from typing import NamedTuple
 from urllib.parse import parse_qs
 
 from argon2 import PasswordHasher
@@ -68,38 +77,121 @@ async def check(record: LinkRecord, password: str) -> bool:
     return await asyncio.to_thread(verify)
 
 
+PREFIX_FACTOR = 4  # an IPv6 /64 may fail this many times the per-address limit
+_LOCAL_KEYS = 100_000  # bound of the in-memory fallback counter
+_REDIS_SHARE = 8  # Redis calls in flight for password attempts, per worker
+
+# KEYS: the counters; ARGV[1]: the window in seconds, ARGV[1 + i]: the limit of KEYS[i].
+# Every counter must be under its limit, then all are counted: a refused attempt costs
+# nothing and does not extend the lock. INCR then EXPIRE on the first: Redis 6.2 has no
+# EXPIRE NX, and a script runs alone, so no attempt slips in between.
+_RESERVE = """
+for i, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') >= tonumber(ARGV[i + 1]) then return 0 end
+end
+for _, key in ipairs(KEYS) do
+  if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, ARGV[1]) end
+end
+return 1
+"""
+_REFUND = """
+for _, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') > 0 then redis.call('DECR', key) end
+end
+return 1
+"""
+
+
+def _network_64(ip: str) -> str | None:
+    if ":" not in ip:
+        return None
+    try:
+        packed = inet_pton(AF_INET6, ip)
+    except (OSError, ValueError):
+        return None
+    return inet_ntop(AF_INET6, packed[:8] + bytes(8)) + "/64"
+
+
+class Reservation(NamedTuple):
+    keys: list[str]
+    local: bool
+
+
 class Attempts:
-    """Wrong-password counter per (link, visitor IP)."""
+    """Password attempts per (link, visitor address) and (link, IPv6 /64)."""
 
     def __init__(self, redis: Redis, limit: int) -> None:
-        self.redis = redis
         self.limit = limit
+        self._reserve = redis.register_script(_RESERVE)
+        self._refund = redis.register_script(_REFUND)
+        self._gate = asyncio.Semaphore(_REDIS_SHARE)
         self._local: dict[str, tuple[float, int]] = {}
 
-    async def allowed(self, link_id: str, ip: str) -> bool:
-        return await self._count(link_id, ip, add=0) < self.limit
+    def _limits(self, link_id: str, ip: str) -> dict[str, int]:
+        # One hash tag per link: both counters live in one Redis Cluster slot.
+        prefix = f"ricochet:pwtries:{{{link_id}}}:"
+        limits = {prefix + ip: self.limit}
+        if net := _network_64(ip):
+            limits[prefix + net] = self.limit * PREFIX_FACTOR
+        return limits
 
-    async def failed(self, link_id: str, ip: str) -> None:
-        await self._count(link_id, ip, add=1)
-
-    async def _count(self, link_id: str, ip: str, add: int) -> int:
-        key = f"ricochet:pwtries:{link_id}:{ip}"
+    async def reserve(self, link_id: str, ip: str) -> Reservation | None:
+        """Count one attempt before it is checked; None when the limit is reached."""
+        limits = self._limits(link_id, ip)
+        keys = list(limits)
+        # Counted here too, before Redis answers: the worker's count holds every attempt it
+        # let through or may be letting through, so however many requests fail over to it
+        # below, mid-flight or not, a worker never grants more than the limit.
+        self._count_local(limits, check=False)
         try:
-            if add:
-                # SET NX EX then INCR: the window starts at the first failure (Redis 6.2 has
-                # no EXPIRE NX).
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    pipe.set(key, 0, ex=ATTEMPT_WINDOW_S, nx=True)
-                    pipe.incrby(key, add)
-                    _, count = await pipe.execute()
-                return int(count)
-            value = await self.redis.get(key)
-            return int(value or 0)
+            # A bounded share of the connection pool: a flood of POSTs must not exhaust it,
+            # or its own errors would send it to the fallback.
+            async with self._gate:
+                granted = await self._reserve(keys, [ATTEMPT_WINDOW_S, *limits.values()])
         except Exception:
-            # Redis down: count in this worker so guessing is still slowed down.
-            now = time.monotonic()
+            # Redis unreachable: this worker's own count decides.
+            self._uncount_local(keys)
+            return Reservation(keys, local=True) if self._count_local(limits, check=True) else None
+        if not granted:
+            self._uncount_local(keys)
+            return None
+        return Reservation(keys, local=False)
+
+    async def refund(self, reservation: Reservation) -> None:
+        """Give an attempt back (the password was right)."""
+        self._uncount_local(reservation.keys)
+        if not reservation.local:
+            # Failing, the attempt stays counted: a visitor who knows the password can wait.
+            with contextlib.suppress(Exception):
+                async with self._gate:
+                    await self._refund(reservation.keys)
+
+    def _count_local(self, limits: dict[str, int], check: bool) -> bool:
+        # No await in here: within a worker this is as atomic as the script.
+        now = time.monotonic()
+        counts = {}
+        for key, limit in limits.items():
             since, count = self._local.get(key, (now, 0))
             if now - since > ATTEMPT_WINDOW_S:
                 since, count = now, 0
-            self._local[key] = (since, count + add)
-            return count + add
+            if check and count >= limit:
+                return False
+            counts[key] = (since, count)
+        if len(self._local) >= _LOCAL_KEYS:
+            self._evict(now)
+        for key, (since, count) in counts.items():
+            self._local[key] = (since, count + 1)
+        return True
+
+    def _uncount_local(self, keys: list[str]) -> None:
+        for key in keys:
+            since, count = self._local.get(key, (0.0, 0))
+            if count > 0:
+                self._local[key] = (since, count - 1)
+
+    def _evict(self, now: float) -> None:
+        expired = [k for k, (since, _) in self._local.items() if now - since > ATTEMPT_WINDOW_S]
+        for key in expired:
+            del self._local[key]
+        while len(self._local) >= _LOCAL_KEYS:  # still full: forget the oldest windows first
+            del self._local[next(iter(self._local))]

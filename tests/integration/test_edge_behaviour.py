@@ -192,6 +192,46 @@ def test_password_guessing_is_limited(control_settings, store, tmp_path) -> None
     assert locked.status_code == 429
 
 
+def test_a_right_password_does_not_use_up_a_try(control_settings, store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    project(store, "secret", rec(password_hash=PasswordHasher().hash("right")))
+
+    with edge(control_settings, tmp_path, password_attempts=2) as client:
+        rights = [client.post("/secret", data={"password": "right"}) for _ in range(3)]
+        client.cookies.clear()
+        wrongs = [client.post("/secret", data={"password": "w"}).status_code for _ in range(3)]
+
+    assert [r.status_code for r in rights] == [303, 303, 303]
+    assert wrongs == [403, 403, 429]
+
+
+def test_a_form_larger_than_any_password_is_refused(control_settings, store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    project(store, "secret", rec(password_hash=PasswordHasher().hash("right")))
+
+    def streamed() -> Iterator[bytes]:  # no Content-Length: sent chunked
+        yield b"password=right"
+        yield b"&pad=" + b"x" * 8192
+
+    with edge(control_settings, tmp_path) as client:
+        declared = client.post("/secret", content=b"password=" + b"x" * 5000)
+        chunked = client.post("/secret", content=streamed())
+        text = client.get("/_/metrics").text
+
+    assert declared.status_code == chunked.status_code == 413
+    assert "ricochet_edge_bodies_refused_total 2.0" in text
+    assert "ricochet_edge_password_checks_total 0.0" in text
+
+
+def test_a_post_to_a_link_without_a_password_is_not_found(
+    control_settings, store, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    project(store, "open", rec())
+
+    with edge(control_settings, tmp_path) as client:
+        response = client.post("/open", data={"password": "x"})
+
+    assert response.status_code == 404
+
+
 # -- routing ---------------------------------------------------------------------------
 
 
@@ -356,12 +396,10 @@ def test_without_a_trusted_header_the_country_is_left_to_ingest(
 
     with edge(control_settings, tmp_path) as client:
         client.get("/v", headers={"cf-ipcountry": "DE", "x-forwarded-for": "8.8.8.8"})
-    with edge(control_settings, tmp_path, trusted_proxy_hops=1) as proxied:
-        proxied.get("/v", headers={"x-forwarded-for": "1.2.3.4, 8.8.8.8"})
 
-    first, second = events(store)
-    assert first.country == ""  # the header is not trusted here
-    assert second.ip == "8.8.8.8"
+    [event] = events(store)
+    assert event.country == ""  # the header is not trusted here
+    assert event.ip == "testclient"  # nor is X-Forwarded-For without trusted proxies
 
 
 def test_country_routing_without_a_header_looks_the_address_up(
@@ -369,12 +407,90 @@ def test_country_routing_without_a_header_looks_the_address_up(
 ) -> None:  # type: ignore[no-untyped-def]
     project(store, "r", rec(countries={"US": "https://brand.us/"}))
 
-    with edge(control_settings, tmp_path, trusted_proxy_hops=1) as client:
+    with behind_proxy(control_settings, tmp_path) as client:
         american = client.get("/r", headers={"x-forwarded-for": "8.8.8.8"})
-        private = client.get("/r", headers={"x-forwarded-for": "10.1.2.3"})
+        private = client.get("/r", headers={"x-forwarded-for": "192.168.1.3"})
 
     assert american.headers["location"] == "https://brand.us/"
     assert private.headers["location"] == BASE.destination
+
+
+# -- trusted proxies (RICOCHET_TRUSTED_PROXIES) ---------------------------------------
+
+PROXY = ("10.0.0.2", 40000)
+
+
+def behind_proxy(settings: ControlSettings, tmp_path: Any, **overrides: Any) -> TestClient:
+    """An edge trusting 10.0.0.0/8, reached through a proxy at 10.0.0.2."""
+    app = edge(settings, tmp_path, trusted_proxies="10.0.0.0/8", **overrides).app
+    return TestClient(app, base_url="http://sho.rt", follow_redirects=False, client=PROXY)
+
+
+def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(
+    control_settings, store, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    # Given an edge trusting 10/8 and a visitor connecting straight from 203.0.113.9
+    project(store, "v", rec())
+    app = edge(control_settings, tmp_path, trusted_proxies="10.0.0.0/8").app
+
+    # When it forges X-Forwarded-For
+    with TestClient(app, base_url="http://sho.rt", client=("203.0.113.9", 1)) as client:
+        client.get("/v", headers={"x-forwarded-for": "8.8.8.8"}, follow_redirects=False)
+
+    # Then the click carries its own address
+    [event] = events(store)
+    assert event.ip == "203.0.113.9"
+
+
+def test_from_a_trusted_peer_the_rightmost_untrusted_entry_is_the_client(
+    control_settings, store, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    # Given a forged entry, the visitor as the CDN saw it, and the CDN (10.9.9.9) as our
+    # balancer (10.0.0.2, the peer) saw it
+    project(store, "v", rec())
+
+    with behind_proxy(control_settings, tmp_path) as client:
+        client.get("/v", headers={"x-forwarded-for": "1.2.3.4, 8.8.8.8, 10.9.9.9"})
+
+    [event] = events(store)
+    assert event.ip == "8.8.8.8"
+
+
+def test_x_forwarded_proto_from_a_trusted_proxy_makes_the_visitor_cookie_secure(
+    control_settings, store, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    project(store, "ab", rec(variants=[("https://a.example/", 1), ("https://b.example/", 1)]))
+    https = {"x-forwarded-proto": "https"}
+    app = edge(control_settings, tmp_path, trusted_proxies="10.0.0.0/8").app
+
+    with behind_proxy(control_settings, tmp_path) as proxied:
+        secure = proxied.get("/ab", headers=https).headers["set-cookie"]
+        plain = proxied.get("/ab", headers={"x-forwarded-proto": "http"}).headers["set-cookie"]
+    with TestClient(app, base_url="http://sho.rt", client=("203.0.113.9", 1)) as direct:
+        spoofed = direct.get("/ab", headers=https, follow_redirects=False).headers["set-cookie"]
+
+    assert secure.startswith("ric_vid=")
+    assert "; Secure" in secure
+    assert "Secure" not in plain
+    assert "Secure" not in spoofed
+
+
+def test_x_forwarded_proto_from_a_trusted_proxy_makes_the_password_cookie_secure(
+    control_settings, store, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    project(store, "secret", rec(password_hash=PasswordHasher().hash("right")))
+    form = {"password": "right"}
+    https = {"x-forwarded-proto": "https"}
+    app = edge(control_settings, tmp_path, trusted_proxies="10.0.0.0/8").app
+
+    with behind_proxy(control_settings, tmp_path) as proxied:
+        secure = proxied.post("/secret", data=form, headers=https)
+    with TestClient(app, base_url="http://sho.rt", client=("203.0.113.9", 1)) as direct:
+        spoofed = direct.post("/secret", data=form, headers=https, follow_redirects=False)
+
+    assert secure.status_code == spoofed.status_code == 303
+    assert "secure" in secure.headers["set-cookie"].lower()
+    assert "secure" not in spoofed.headers["set-cookie"].lower()
 
 
 # -- operations ------------------------------------------------------------------------

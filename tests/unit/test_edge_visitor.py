@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from edge.visitor import Countries, client_ip, header_country, platform
+from edge.visitor import (
+    MAX_FORWARDED,
+    Countries,
+    TrustedProxies,
+    header_country,
+    is_https,
+    parse_networks,
+    platform,
+    proxies,
+)
 
 IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Mobile/15E148 Safari/604.1"
 IPAD = "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) Mobile/15E148 Safari/604.1"
@@ -46,68 +55,132 @@ def test_country_table_is_loaded_on_first_use_only() -> None:
     assert countries.lookup("10.0.0.1") == ""
 
 
-# --- client_ip() -----------------------------------------------------------------------------
+# --- client address: TrustedProxies -----------------------------------------------------
+
+PROXIES = "10.0.0.0/8, 2001:db8:ffff::/48"
 
 
-def test_no_trusted_hops_uses_the_socket_peer() -> None:
-    # Given no trusted proxy / When a client forges X-Forwarded-For / Then the peer is the client
-    assert client_ip("203.0.113.9", "1.2.3.4", 0) == "203.0.113.9"
+def trusted(cidrs: str = PROXIES) -> TrustedProxies:
+    found = proxies(cidrs)
+    assert found is not None
+    return found
 
 
-def test_one_trusted_hop_takes_the_rightmost_entry() -> None:
-    # Given one proxy that appends what it saw, after a forged entry
+def test_no_trusted_proxies_parse_to_none() -> None:
+    # Given an empty list / Then there is nothing to consult per request
+    assert proxies("") is None
+    assert proxies(" , ") is None
+
+
+def test_an_untrusted_peer_forging_x_forwarded_for_is_ignored() -> None:
+    # Given a client straight on the edge / When it forges X-Forwarded-For / Then it is the peer
+    assert trusted().client("203.0.113.9", "1.2.3.4") == "203.0.113.9"
+
+
+def test_a_trusted_peer_gives_the_rightmost_entry_it_does_not_trust() -> None:
+    # Given a proxy in 10/8 that appended what it saw, after a forged entry
     forwarded = "6.6.6.6, 198.51.100.7"
 
     # Then the entry the proxy wrote is the client
-    assert client_ip("10.0.0.2", forwarded, 1) == "198.51.100.7"
+    assert trusted().client("10.0.0.2", forwarded) == "198.51.100.7"
 
 
-def test_two_trusted_hops_take_the_second_entry_from_the_right() -> None:
-    # Given CDN -> load balancer: the CDN wrote the client, the balancer wrote the CDN
-    forwarded = "6.6.6.6,198.51.100.7 , 203.0.113.50"
+def test_trusted_proxies_in_the_chain_are_skipped() -> None:
+    # Given CDN edge 10.9.9.9 -> balancer 10.0.0.2: the CDN wrote the client, the balancer the CDN
+    forwarded = "6.6.6.6,198.51.100.7 , 10.9.9.9"
 
-    # Then the second entry from the right is the client
-    assert client_ip("10.0.0.2", forwarded, 2) == "198.51.100.7"
+    # Then the first untrusted entry from the right is the client
+    assert trusted().client("10.0.0.2", forwarded) == "198.51.100.7"
 
 
-def test_a_header_shorter_than_the_hops_falls_back_to_the_peer() -> None:
-    assert client_ip("198.51.100.7", "203.0.113.50", 2) == "198.51.100.7"
+def test_a_chain_of_only_trusted_proxies_gives_the_furthest_one() -> None:
+    assert trusted().client("10.0.0.2", "10.1.1.1, 10.2.2.2") == "10.1.1.1"
+
+
+def test_only_a_bounded_number_of_entries_is_looked_at() -> None:
+    # Given a header of thousands of trusted-looking entries after the client's
+    forwarded = "198.51.100.7, " + ", ".join(["10.0.0.9"] * 5000)
+
+    # Then the walk stops at the bound, at a trusted address, never reaching the client's entry
+    assert trusted().client("10.0.0.2", forwarded) == "10.0.0.9"
+    assert trusted().client("10.0.0.2", "198.51.100.7, " + "10.0.0.9," * 15 + "10.0.0.9") == (
+        "10.0.0.9"
+    )
+    assert trusted().client("10.0.0.2", "198.51.100.7, " + "10.0.0.9," * 14 + "10.0.0.9") == (
+        "198.51.100.7"
+    )
+    assert MAX_FORWARDED == 16
 
 
 @pytest.mark.parametrize("forwarded", [None, "", "  "])
-def test_an_absent_header_falls_back_to_the_peer(forwarded: str | None) -> None:
-    assert client_ip("198.51.100.7", forwarded, 1) == "198.51.100.7"
+def test_a_trusted_peer_without_the_header_is_the_client(forwarded: str | None) -> None:
+    assert trusted().client("10.0.0.2", forwarded) == "10.0.0.2"
 
 
 @pytest.mark.parametrize(
     "forwarded", ["unknown", "1.2.3.4, ", "1.2.3.4,garbage", "1.2.3", "010.0.0.1", "1.2.3.4\x00"]
 )
-def test_a_malformed_trusted_entry_is_none(forwarded: str) -> None:
+def test_a_malformed_entry_written_by_a_trusted_proxy_is_none(forwarded: str) -> None:
     # When the entry our proxy should have written is not an address / Then we admit not knowing
-    assert client_ip("10.0.0.2", forwarded, 1) is None
+    assert trusted().client("10.0.0.2", forwarded) is None
 
 
-def test_ports_are_stripped_from_ipv4() -> None:
-    assert client_ip(None, "198.51.100.7:51234", 1) == "198.51.100.7"
+def test_ports_are_stripped_and_ipv6_is_normalised() -> None:
+    assert trusted().client("10.0.0.2", "198.51.100.7:51234") == "198.51.100.7"
+    assert trusted().client("10.0.0.2", "1.1.1.1, 2001:DB8:0:0::1") == "2001:db8::1"
+    assert trusted().client("10.0.0.2", "[2001:db8::1]:443") == "2001:db8::1"
 
 
-def test_ipv6_entries_are_normalised() -> None:
-    assert client_ip(None, "1.1.1.1, 2001:DB8:0:0::1", 1) == "2001:db8::1"
+def test_ipv6_proxies_and_v4_mapped_peers_are_recognised() -> None:
+    # Given an IPv6 proxy and a dual-stack socket reporting an IPv4 proxy as ::ffff:a.b.c.d
+    assert trusted().client("2001:db8:ffff::5", "198.51.100.7") == "198.51.100.7"
+    assert trusted().client("::ffff:10.0.0.2", "198.51.100.7") == "198.51.100.7"
+    # And an untrusted one is the client as the server reported it
+    assert trusted().client("2001:db8:1::5", "198.51.100.7") == "2001:db8:1::5"
 
 
-def test_bracketed_ipv6_with_port_is_unwrapped() -> None:
-    assert client_ip(None, "[2001:db8::1]:443", 1) == "2001:db8::1"
+def test_a_garbage_peer_is_never_trusted() -> None:
+    assert trusted().trusts("unix:/run/edge.sock") is False
+    assert trusted().trusts(None) is False
 
 
-def test_an_ipv6_peer_is_returned() -> None:
-    assert client_ip("2001:db8::7", None, 0) == "2001:db8::7"
+def test_trust_is_remembered_in_a_bounded_map() -> None:
+    proxy_set = TrustedProxies(parse_networks("10.0.0.0/8")[0])
+    for n in range(10_000):
+        proxy_set.trusts(f"198.51.{n // 256}.{n % 256}")
+
+    assert len(proxy_set._known) <= 4096
+    assert proxy_set.trusts("10.0.0.2") is True
 
 
-def test_an_ipv4_mapped_peer_is_reported_as_ipv4() -> None:
-    # Given a dual-stack socket reporting an IPv4 client / Then the plain IPv4 address comes back
-    assert client_ip("::ffff:198.51.100.7", None, 0) == "198.51.100.7"
+@pytest.mark.parametrize(
+    ("peer", "proto", "expected"),
+    [
+        ("10.0.0.2", "https", True),
+        ("10.0.0.2", "HTTPS", True),
+        ("10.0.0.2", "https, http", True),  # the outermost proxy saw the visitor
+        ("10.0.0.2", "http", False),
+        ("10.0.0.2", None, False),
+        ("203.0.113.9", "https", False),  # a client claiming https for itself
+    ],
+)
+def test_x_forwarded_proto_is_believed_from_trusted_peers_only(
+    peer: str, proto: str | None, expected: bool
+) -> None:
+    assert is_https("http", peer, proto, trusted()) is expected
 
 
-@pytest.mark.parametrize("peer", [None, "", "garbage", "unix:/run/edge.sock"])
-def test_a_missing_or_garbage_peer_is_none(peer: str | None) -> None:
-    assert client_ip(peer, None, 0) is None
+def test_a_tls_connection_is_https_without_any_proxy() -> None:
+    assert is_https("https", "203.0.113.9", None, None) is True
+    assert is_https("http", "203.0.113.9", "https", None) is False
+
+
+def test_cidr_lists_are_validated_with_the_bad_entry_named() -> None:
+    # Given a host address with a prefix (a typo for 10.0.0.0/8) and garbage
+    _, problems = parse_networks("10.0.0.1/8, nonsense, 2001:db8::/32")
+
+    # Then both are named, the good entry is not
+    assert len(problems) == 2
+    assert all(p.startswith("RICOCHET_TRUSTED_PROXIES: ") for p in problems)
+    assert "10.0.0.1/8" in problems[0]
+    assert "nonsense" in problems[1]
