@@ -26,16 +26,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from edge import behaviour, pages, password, settings, visitor
+from edge import behaviour, pages, password, settings, unlock, visitor
 from edge.cache import LocalCache
 from edge.capture import ClickCapture
 from edge.ids import ClickIds
 from edge.metrics import Counters, Exporter
-from edge.resolve import ControlClient, Resolver, Unavailable
+from edge.resolve import ControlCap, ControlClient, Resolver, Unavailable
 from edge.spool import Spool
 from shared.clicks import ClickEvent
-from shared.hosts import normalise_host
+from shared.hosts import normalise_host, valid_host
 from shared.records import LinkRecord
+from shared.slugs import slug_shaped
 
 log = logging.getLogger("ricochet.edge")
 SHUTDOWN_WAIT_S = 2.0
@@ -72,10 +73,12 @@ class Visit:
         "cookie",
         "country",
         "forwarded_for",
+        "forwarded_proto",
         "host",
         "peer",
         "query",
         "referer",
+        "scheme",
         "user_agent",
     )
 
@@ -83,6 +86,7 @@ class Visit:
         self.host = self.user_agent = self.referer = self.cookie = ""
         self.country: str | None = None
         self.forwarded_for: str | None = None
+        self.forwarded_proto: str | None = None
         for name, value in scope["headers"]:
             if name == b"host":
                 self.host = value.decode("latin-1")
@@ -94,11 +98,14 @@ class Visit:
                 self.cookie = value.decode("latin-1")
             elif name == b"x-forwarded-for":
                 self.forwarded_for = value.decode("latin-1")
+            elif name == b"x-forwarded-proto":
+                self.forwarded_proto = value.decode("latin-1")
             elif name == country_header:
                 self.country = value.decode("latin-1")
         client = scope.get("client")
         self.peer: str | None = client[0] if client else None
         self.query: bytes = scope.get("query_string", b"")
+        self.scheme: str = scope.get("scheme", "http")
 
     def cookie_value(self, name: str) -> str | None:
         if not self.cookie:
@@ -123,7 +130,7 @@ class Edge:
                 Route("/_/livez", livez),
                 Route("/_/readyz", readyz),
                 Route("/_/metrics", metrics),
-                Route("/{slug}", password_post, methods=["POST"]),
+                Route("/{slug}", unlock.password_post, methods=["POST"]),
             ],
             lifespan=self.lifespan,
         )
@@ -137,21 +144,31 @@ class Edge:
                 and len(path) > 1
                 and path[1] != "_"
             ):
-                await self.redirect(scope, send, path[1:].lower(), method == "GET")
+                await self.redirect(scope, send, path[1:], method == "GET")
                 return
         await self.starlette(scope, receive, send)
 
-    async def redirect(self, scope: Scope, send: Send, slug: str, is_get: bool) -> None:
+    async def redirect(self, scope: Scope, send: Send, raw_slug: str, is_get: bool) -> None:
         st = self.state
         assert st is not None
         visit = Visit(scope, self.country_header)
-        host = self._hosts.get(visit.host)
-        if host is None:
+        domain = self._hosts.get(visit.host)
+        if domain is None:
             host = normalise_host(visit.host)
+            if not valid_host(host):  # no Host at all, or one no domain can have
+                st.counters.bad_requests += 1
+                await _page(send, 400, pages.BAD_REQUEST, is_get)
+                return
+            domain = st.resolver.domain(host)
             if len(self._hosts) < 1024:  # a site serves few host names; never grow unbounded
-                self._hosts[visit.host] = host
+                self._hosts[visit.host] = domain
+        if not slug_shaped(raw_slug):  # `/.env`, `/wp-login.php`: no link is called that
+            st.counters.not_found += 1
+            await _page(send, 404, pages.NOT_FOUND, is_get)
+            return
+        slug = raw_slug.lower()
         try:
-            record = await st.resolver.resolve(host, slug)
+            record = await st.resolver.lookup(domain, slug)
         except Unavailable:
             st.counters.unavailable += 1
             await _page(send, 503, pages.UNAVAILABLE, is_get, [(b"retry-after", b"2")])
@@ -183,22 +200,24 @@ class Edge:
         self, st: EdgeState, send: Send, record: LinkRecord, visit: Visit, is_get: bool
     ) -> None:
         extra: list[tuple[bytes, bytes]] = []
+        # Without trusted proxies, nothing more per request: the socket peer comes from the
+        # server, already an address (ingest copes with the odd malformed one anyway).
+        cidrs = self.cfg.trusted_proxies
+        trusted = visitor.proxies(cidrs) if cidrs else None
+        ip = trusted.client(visit.peer, visit.forwarded_for) if trusted else visit.peer
         visitor_id = ""
         if record.variants:
             visitor_id = visit.cookie_value(VISITOR_COOKIE) or ""
             if not visitor_id:
                 visitor_id = secrets.token_hex(8)
+                https = visitor.is_https(visit.scheme, visit.peer, visit.forwarded_proto, trusted)
                 extra.append(
                     (
                         b"set-cookie",
                         f"{VISITOR_COOKIE}={visitor_id}; Max-Age=31536000; "
-                        "Path=/; HttpOnly; SameSite=Lax".encode(),
+                        f"Path=/; HttpOnly; SameSite=Lax{'; Secure' if https else ''}".encode(),
                     )
                 )
-        hops = self.cfg.trusted_proxy_hops
-        # The socket peer comes from the server, already an address: only a forwarded one
-        # needs checking (ingest, which uses it, copes with the odd malformed one anyway).
-        ip = visitor.client_ip(visit.peer, visit.forwarded_for, hops) if hops else visit.peer
         country = visitor.header_country(visit.country) if self.country_header else ""
         if record.countries and not country:
             country = st.countries.lookup(ip)  # loads the GeoIP table on first need
@@ -243,14 +262,17 @@ class Edge:
             if cfg.control_url and cfg.internal_token
             else None
         )
-        cache = LocalCache(cfg.cache_size, cfg.cache_ttl_s, cfg.negative_ttl_s)
+        cache = LocalCache(
+            cfg.cache_size, cfg.cache_ttl_s, cfg.negative_ttl_s, cfg.negative_cache_size
+        )
+        default = normalise_host(cfg.default_domain)
         resolver = Resolver(
             redis,
             cache,
             counters,
-            normalise_host(cfg.default_domain),
-            cfg.fallback_to_default_domain,
+            {alias: default for alias in cfg.aliases() if alias != default},
             control,
+            ControlCap(cfg.control_lookups_per_s, cfg.control_lookup_concurrency),
         )
         spool = Spool(cfg.spool_dir, f"{socket.gethostname()}-{os.getpid()}")
         capture = ClickCapture(
@@ -366,57 +388,6 @@ async def metrics(request: Request) -> Response:
     st = _state(request)
     st.exporter.sync(len(st.capture.buffer), len(st.resolver.cache))
     return Response(st.exporter.render(), media_type="text/plain; version=0.0.4")
-
-
-async def password_post(request: Request) -> Response:
-    """The password form posts here; success answers 303 back to the link with a cookie."""
-    st = _state(request)
-    slug = request.path_params["slug"].lower()
-    host = normalise_host(request.headers.get("host", ""))
-    try:
-        record = await st.resolver.resolve(host, slug)
-    except Unavailable:
-        return Response(pages.UNAVAILABLE, 503, media_type="text/html")
-    if record is None or not record.password_hash or record.taken_down:
-        return Response(pages.NOT_FOUND, 404, media_type="text/html")
-    client = request.client.host if request.client else None
-    ip = (
-        visitor.client_ip(
-            client, request.headers.get("x-forwarded-for"), st.settings.trusted_proxy_hops
-        )
-        or "unknown"
-    )
-    if not await st.attempts.allowed(record.link_id, ip):
-        return Response(
-            pages.TOO_MANY,
-            429,
-            media_type="text/html",
-            headers={"retry-after": str(password.ATTEMPT_WINDOW_S)},
-        )
-    given = password.password_from_form(await request.body())
-    if given is None or not await password.check(record, given):
-        await st.attempts.failed(record.link_id, ip)
-        return Response(
-            pages.password_form(request.url.path, wrong=True),
-            403,
-            media_type="text/html",
-            headers={"cache-control": "private, no-store"},
-        )
-    name, value = password.make_cookie(st.secret, record)
-    response = Response(
-        status_code=303,
-        headers={"location": request.url.path, "cache-control": "private, no-store"},
-    )
-    response.set_cookie(
-        name,
-        value,
-        max_age=password.COOKIE_TTL_S,
-        path=request.url.path,
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-    )
-    return response
 
 
 def create_app(config: settings.EdgeSettings | None = None) -> Edge:

@@ -16,9 +16,15 @@ COUNTERS = {
     "not_found": "Requests for unknown links",
     "gone": "Requests for expired or taken-down links",
     "password_prompts": "Password forms shown",
+    "password_checks": "Passwords verified (each one an argon2 hash)",
+    "password_limited": "Password attempts refused over the limit (429)",
+    "bodies_refused": "Request bodies refused for their size (413)",
     "cache_hits": "Link look-ups answered from the worker's cache",
     "cache_misses": "Link look-ups that went to Redis",
+    "authoritative_misses": "Redis misses answered 404 because the projection is complete",
     "control_fallbacks": "Link look-ups filled from the control plane",
+    "control_capped": "Look-ups answered 503: the worker's control-plane cap was reached",
+    "bad_requests": "Requests answered 400 (no Host, or a malformed one)",
     "unavailable": "Requests answered 503 because no source could resolve the link",
     "clicks_captured": "Click events recorded",
     "clicks_flushed": "Click events written to Redis streams",
@@ -34,9 +40,15 @@ class Counters:
     not_found: int = 0
     gone: int = 0
     password_prompts: int = 0
+    password_checks: int = 0
+    password_limited: int = 0
+    bodies_refused: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
+    authoritative_misses: int = 0
     control_fallbacks: int = 0
+    control_capped: int = 0
+    bad_requests: int = 0
     unavailable: int = 0
     clicks_captured: int = 0
     clicks_flushed: int = 0

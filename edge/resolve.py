@@ -1,9 +1,13 @@
 """Host + slug -> link record: local cache, then the Redis projection, then the control plane.
 
-Redis losing a key (eviction, flush, failover) must never turn a live link into a 404, so a
-miss in Redis asks the control plane's internal resolve endpoint. Concurrent misses for one
-key share a single request (single-flight), and "no such link" is cached briefly either way.
-While Redis is failing, look-ups skip it for a second at a time instead of waiting on it.
+While the relay keeps the projection marker in Redis (ADR 0013), the projection holds every
+live link and a miss there is a 404: unknown slugs and hosts never go further. Without the
+marker (Redis flushed, restarted or failed over; a rebuild under way) a miss asks the control
+plane's internal resolve endpoint instead, because losing Redis data must never turn a live
+link into a 404. Those look-ups are capped per worker (a rate and a concurrency), share one
+request per key (single-flight), and past the cap answer 503 rather than reach PostgreSQL.
+"No such link" is cached in a table of its own, so a scan cannot evict hot links. While Redis
+is failing, look-ups skip it for a second at a time instead of waiting on it.
 """
 
 from __future__ import annotations
@@ -12,13 +16,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 import httpx2 as httpx
 from redis.asyncio import Redis
 
 from edge.cache import MISS, LocalCache
 from edge.metrics import Counters
-from shared.keys import INVALIDATE_CHANNEL, link_key
+from shared.keys import INVALIDATE_CHANNEL, PROJECTION_MARKER, link_key
 from shared.records import LinkRecord, decode_link
 
 log = logging.getLogger("ricochet.edge")
@@ -50,32 +55,59 @@ class ControlClient:
         await self.http.aclose()
 
 
+class ControlCap:
+    """Per worker: at most `rate` control-plane look-ups a second (a token bucket with a
+    second's worth of burst) and `concurrency` at a time. Over the rate, a look-up is
+    refused at once; under it, it may wait for a slot."""
+
+    def __init__(
+        self, rate: float, concurrency: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = rate
+        self.burst = max(rate, 1.0)
+        self.clock = clock
+        self._tokens = self.burst
+        self._at = clock()
+        self.slots = asyncio.Semaphore(concurrency)
+
+    def take(self) -> bool:
+        now = self.clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+
 class Resolver:
     def __init__(
         self,
         redis: Redis,
         cache: LocalCache,
         counters: Counters,
-        default_domain: str,
-        fallback: bool,
+        aliases: dict[str, str],
         control: ControlClient | None = None,
+        cap: ControlCap | None = None,
     ) -> None:
         self.redis = redis
         self.cache = cache
         self.counters = counters
-        self.default_domain = default_domain
-        self.fallback = fallback
+        # Host names (normalised) answered as another domain: the default domain's aliases.
+        self.aliases = aliases
         self.control = control
+        self.cap = cap or ControlCap(20.0, 4)
         self.subscribed = False  # invalidations reach us; until then, answers may be stale
         self._redis_down_until = 0.0
         self._inflight: dict[str, asyncio.Future[LinkRecord | None]] = {}
         self.stopping = False  # set at shutdown, before the listener is cancelled
 
+    def domain(self, host: str) -> str:
+        """The domain a (normalised) Host names: itself, or the one it is an alias of."""
+        return self.aliases.get(host, host)
+
     async def resolve(self, host: str, slug: str) -> LinkRecord | None:
-        record = await self.lookup(host, slug)
-        if record is None and self.fallback and host != self.default_domain:
-            record = await self.lookup(self.default_domain, slug)
-        return record
+        return await self.lookup(self.domain(host), slug)
 
     async def lookup(self, domain: str, slug: str) -> LinkRecord | None:
         key = link_key(domain, slug)
@@ -91,9 +123,9 @@ class Resolver:
         self._inflight[key] = future
         try:
             epoch = self.cache.epoch
-            record = await self._fetch(domain, slug, key)
+            record, ttl = await self._fetch(domain, slug, key)
             if self.cache.epoch == epoch:  # no eviction raced this read: safe to cache
-                self.cache.put(key, record)
+                self.cache.put(key, record, ttl)
             future.set_result(record)
             return record
         except BaseException as exc:
@@ -103,25 +135,40 @@ class Resolver:
         finally:
             del self._inflight[key]
 
-    async def _fetch(self, domain: str, slug: str, key: str) -> LinkRecord | None:
+    async def _fetch(
+        self, domain: str, slug: str, key: str
+    ) -> tuple[LinkRecord | None, float | None]:
+        """The record and, for an answer of "no such link", how long it may be cached."""
         if time.monotonic() >= self._redis_down_until:
             try:
-                raw: bytes | None = await self.redis.hget(key, "r")  # type: ignore[assignment]
+                # One atomic round trip: the key, and whether the projection is complete.
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.hget(key, "r")
+                    pipe.exists(PROJECTION_MARKER)
+                    raw, complete = await pipe.execute()
                 if raw:
-                    return decode_link(raw)
+                    return decode_link(raw), None
+                if complete:
+                    # Authoritative: the relay's invalidation evicts it when the link appears.
+                    self.counters.authoritative_misses += 1
+                    return None, self.cache.ttl
             except Exception as exc:
                 log.warning("redis look-up failed (%s); asking the control plane", exc)
                 self._redis_down_until = time.monotonic() + REDIS_BACKOFF_S
         if self.control is None:
             if time.monotonic() < self._redis_down_until:
                 raise Unavailable(key)
-            return None
+            return None, None
+        if not self.cap.take():
+            self.counters.control_capped += 1
+            raise Unavailable(key)
         try:
-            record = await self.control.resolve(domain, slug)
+            async with self.cap.slots:
+                record = await self.control.resolve(domain, slug)
         except Exception as exc:
             raise Unavailable(key) from exc
         self.counters.control_fallbacks += 1
-        return record
+        return record, None
 
     async def listen_invalidations(self) -> None:
         """Evict keys the relay announces; on a lost subscription, drop the whole cache."""

@@ -111,8 +111,10 @@ class Stack:
             "RICOCHET_SHORT_URL_PORT": os.environ.get(
                 "RICOCHET_SHORT_URL_PORT", str(self.edge_port)
             ),
-            "RICOCHET_FALLBACK_TO_DEFAULT_DOMAIN": os.environ.get(
-                "RICOCHET_FALLBACK_TO_DEFAULT_DOMAIN", "true"
+            # The README's thin path calls the edge as 127.0.0.1: other names of the dev
+            # default domain (localhost), so they get its links; any other Host gets 404.
+            "RICOCHET_DEFAULT_DOMAIN_ALIASES": os.environ.get(
+                "RICOCHET_DEFAULT_DOMAIN_ALIASES", "127.0.0.1,localhost,[::1]"
             ),
             # The edge fills Redis misses from the control plane with this shared token.
             "RICOCHET_CONTROL_URL": f"http://127.0.0.1:{self.control_port}",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -60,3 +60,8 @@ async def set_projection_seq(conn: AsyncConnection, seq: int) -> None:
             where=ProjectionWatermark.seq < stmt.excluded.seq,
         )
     )
+
+
+async def wake_relay(conn: AsyncConnection) -> None:
+    """Wake the relay's leader as a commit would (it LISTENs on the outbox channel)."""
+    await conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, "")))

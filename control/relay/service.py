@@ -55,8 +55,9 @@ class Relay:
         # Hands delivery ids to the broker (default: Dramatiq, configured on first use).
         self._enqueue = enqueue
         self._next_reconcile = 0.0
+        self.redis = redis
         self.projector = Projector(redis)
-        self.completeness = Completeness(redis, lambda progress: rebuild(engine, redis, progress))
+        self.completeness = Completeness(redis, self._rebuild)
         self._seq_saved = 0
         self.relayed = 0
         self._next_purge = 0.0
@@ -94,6 +95,13 @@ class Relay:
             self._seq_saved = max(self._seq_saved, seq)
             done += len(batch)
             self.relayed += len(batch)
+
+    async def _rebuild(self, progress: Callable[[int], None]) -> int:
+        done = await rebuild(self.engine, self.redis, progress)
+        # Wake the loop now: the marker can be set after the next full drain.
+        async with self.engine.begin() as conn:
+            await outbox.wake_relay(conn)
+        return done
 
     async def _project(self, payloads: list[dict[str, Any]]) -> None:
         """Each projection batch gets the next watermark, in Redis now and in PostgreSQL with

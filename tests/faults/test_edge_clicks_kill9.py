@@ -136,7 +136,7 @@ def test_clicks_through_the_edge_are_stored_once_across_an_ingest_kill9(tmp_path
                 "RICOCHET_SPOOL_DIR": str(tmp_path / "spool"),
                 "RICOCHET_INGEST_BLOCK_MS": "100",
                 "RICOCHET_RATE_LIMIT_PER_MINUTE": "0",
-                "RICOCHET_FALLBACK_TO_DEFAULT_DOMAIN": "1",  # requests name 127.0.0.1
+                "RICOCHET_DEFAULT_DOMAIN_ALIASES": "127.0.0.1",  # requests name 127.0.0.1
             }
         )
         subprocess.run(

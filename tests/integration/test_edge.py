@@ -76,13 +76,35 @@ def test_unknown_slug_answers_404(control_settings, store) -> None:  # type: ign
         assert edge.get("/nothing-here").status_code == 404
 
 
-def test_unknown_host_falls_back_only_when_configured(control_settings, store) -> None:  # type: ignore[no-untyped-def]
+def test_only_configured_aliases_serve_the_default_domains_links(control_settings, store) -> None:  # type: ignore[no-untyped-def]
     _project(store, "sho.rt", "launch", RECORD)
 
     with _edge(control_settings) as strict:
         assert strict.get("/launch", headers={"host": "127.0.0.1:8400"}).status_code == 404
-    with _edge(control_settings, fallback_to_default_domain=True) as lenient:
-        assert lenient.get("/launch", headers={"host": "127.0.0.1:8400"}).status_code == 302
+    with _edge(control_settings, default_domain_aliases="127.0.0.1, Localhost") as aliased:
+        assert aliased.get("/launch", headers={"host": "127.0.0.1:8400"}).status_code == 302
+        assert aliased.get("/launch", headers={"host": "localhost"}).status_code == 302
+        # A domain somebody else pointed at the edge republishes nothing.
+        assert aliased.get("/launch", headers={"host": "evil.example"}).status_code == 404
+
+
+def test_a_missing_or_malformed_host_answers_400(control_settings, store) -> None:  # type: ignore[no-untyped-def]
+    _project(store, "sho.rt", "launch", RECORD)
+
+    with _edge(control_settings) as edge:
+        assert edge.get("/launch", headers={"host": ""}).status_code == 400
+        assert edge.get("/launch", headers={"host": b"\xff\xfe.com"}).status_code == 400
+        assert edge.get("/launch", headers={"host": "a b.com"}).status_code == 400
+        assert edge.get("/launch").status_code == 302  # the same edge still serves others
+
+
+def test_paths_no_slug_can_have_answer_404_without_a_look_up(control_settings, store) -> None:  # type: ignore[no-untyped-def]
+    with _edge(control_settings) as edge:
+        for path in ("/.env", "/wp-login.php", "/-x", "/" + "x" * 65, "/\u212a"):
+            assert edge.get(path).status_code == 404, path
+        metrics = edge.get("/_/metrics").text
+
+    assert "ricochet_edge_cache_misses_total 0.0" in metrics
 
 
 def test_click_is_captured_into_a_stream_with_visitor_headers(control_settings, store) -> None:  # type: ignore[no-untyped-def]

@@ -417,7 +417,7 @@ def test_edge_settings_load_flags_and_numbers_from_strings() -> None:
     # Given an edge deployment's environment
     environ = {
         "RICOCHET_REDIS_URL": "redis://cache/0",
-        "RICOCHET_FALLBACK_TO_DEFAULT_DOMAIN": "true",
+        "RICOCHET_DEFAULT_DOMAIN_ALIASES": "127.0.0.1, LocalHost.",
         "RICOCHET_CAPTURE": "false",
         "RICOCHET_EDGE_PORT": "8080",
         "RICOCHET_CACHE_TTL_S": "12.5",
@@ -427,10 +427,47 @@ def test_edge_settings_load_flags_and_numbers_from_strings() -> None:
     settings = load_settings(EdgeSettings, environ)
 
     # Then flags and numbers have their types
-    assert settings.fallback_to_default_domain is True
+    assert settings.aliases() == ["127.0.0.1", "localhost"]
     assert settings.capture is False
     assert settings.edge_port == 8080
     assert settings.cache_ttl_s == 12.5
+
+
+def test_edge_trusted_proxies_load_as_a_cidr_list() -> None:
+    # Given proxies named by CIDR, IPv4 and IPv6 / When loaded / Then they are accepted
+    settings = load_settings(
+        EdgeSettings,
+        {"RICOCHET_REDIS_URL": "redis://c", "RICOCHET_TRUSTED_PROXIES": "10.0.0.0/8, fd00::/8"},
+    )
+
+    assert settings.trusted_proxies == "10.0.0.0/8, fd00::/8"
+
+
+def test_edge_refuses_a_malformed_trusted_proxy_cidr() -> None:
+    # Given a host address with a prefix length (a typo) / When loaded / Then start-up fails
+    with pytest.raises(SettingsError) as excinfo:
+        load_settings(
+            EdgeSettings,
+            {"RICOCHET_REDIS_URL": "redis://c", "RICOCHET_TRUSTED_PROXIES": "10.0.0.1/8"},
+        )
+
+    [problem] = excinfo.value.problems
+    assert problem.startswith("RICOCHET_TRUSTED_PROXIES: ")
+    assert "10.0.0.1/8" in problem
+
+
+def test_edge_refuses_the_retired_proxy_hop_count() -> None:
+    # Given a deployment still setting RICOCHET_TRUSTED_PROXY_HOPS / Then it learns the new name
+    assert EdgeSettings(redis_url="redis://c", trusted_proxy_hops=1).validate() == [
+        "RICOCHET_TRUSTED_PROXY_HOPS is replaced by RICOCHET_TRUSTED_PROXIES"
+        " (the CIDRs of your proxies)"
+    ]
+
+
+def test_edge_refuses_a_password_limit_below_one() -> None:
+    assert EdgeSettings(redis_url="redis://c", password_attempts=0).validate() == [
+        "RICOCHET_PASSWORD_ATTEMPTS must be 1 or more"
+    ]
 
 
 # -- regressions found by reading the loader ---------------------------------------------
@@ -472,3 +509,21 @@ def test_an_empty_value_beside_a_file_variable_uses_the_file(tmp_path: Path) -> 
     settings = load_settings(Probe, {"RICOCHET_X": "", "RICOCHET_X_FILE": str(secret)})
 
     assert settings.x == "from-file"
+
+
+def test_edge_refuses_the_retired_host_fallback_and_bad_aliases() -> None:
+    # Given the retired catch-all fallback and an alias no Host can carry
+    environ = {
+        "RICOCHET_REDIS_URL": "redis://cache/0",
+        "RICOCHET_FALLBACK_TO_DEFAULT_DOMAIN": "true",
+        "RICOCHET_DEFAULT_DOMAIN_ALIASES": "127.0.0.1,bad host",
+        "RICOCHET_CONTROL_LOOKUPS_PER_S": "0",
+    }
+
+    # When the edge loads its settings, then every problem is named at once
+    with pytest.raises(SettingsError) as caught:
+        load_settings(EdgeSettings, environ)
+    text = str(caught.value)
+    assert "RICOCHET_DEFAULT_DOMAIN_ALIASES: 'bad host' is not a host name" in text
+    assert "RICOCHET_FALLBACK_TO_DEFAULT_DOMAIN is replaced" in text
+    assert "RICOCHET_CONTROL_LOOKUPS_PER_S must be positive" in text
