@@ -260,6 +260,8 @@ def run(cfg: Config, workdir: Path, say: Any = print) -> dict[str, Any]:
             _drive(tool, served[name], 2, cfg, workdir, f"ceiling-warm-{name}")
         if stack is not None:
             stack.drain(say)  # the warm-up's clicks stored before anything is measured
+        watch = report.CpuWatch()  # how busy the machine was with other work meanwhile
+        watch.start()
         for r in range(cfg.rounds):
             for name, where in served.items():
                 client.delete(*click_streams(4))  # the captured clicks: nobody ingests them
@@ -284,11 +286,17 @@ def run(cfg: Config, workdir: Path, say: Any = print) -> dict[str, Any]:
                     f"server cpu {result['server_cpu']:.0%}  "
                     f"{result['cpu_us_per_request']:.0f} us/req"
                 )
+        roles = {name: where.pids for name, where in served.items()}
+        if stack is not None:
+            roles = {**stack.local.pids(), **roles, "edge": set()}
+            roles[FULL_STACK] = stack.edge_pids()
+        cpu = watch.stop(roles)
         rss = {name: _rss_mb(where.pids) for name, where in served.items()}
         if stack is not None:
             rss[FULL_STACK] = _rss_mb(stack.edge_pids())
         clicks = stack.clicks() if stack is not None else None
     out = summarise(cfg, tool, rounds, rss)
+    out["cpu"] = cpu
     if clicks is not None:
         out["full_stack_clicks"] = clicks
     return out
@@ -548,6 +556,8 @@ def measure(cfg: Config, budget: dict[str, float], results_dir: Path) -> int:
     print(render(result))
     print()
     print(report.checks_table(found))
+    print()
+    print(report.describe_cpu(result["cpu"]))
     path = report.write(
         "ceiling", {**result, "checks": found, "ok": budgets.all_ok(found)}, results_dir
     )

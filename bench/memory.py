@@ -374,9 +374,13 @@ def checks(result: dict[str, Any], budget: dict[str, float]) -> list[Check]:
 def render(result: dict[str, Any]) -> str:
     rss = result["rss_mb"]
     rows = [
-        ["started, nothing visited", 0, rss["started"]],
-        [f"warm ({result['warm_links']:,} links visited)", result["warm_links"], rss["warm"]],
-        ["every link visited once", result["cached_links"], rss["loaded"]],
+        ["started, nothing visited", "0", rss["started"]],
+        [
+            f"warm ({result['warm_links']:,} links visited)",
+            f"{result['warm_links']:,}",
+            rss["warm"],
+        ],
+        ["every link visited once", f"{result['cached_links']:,.0f}", rss["loaded"]],
     ]
     rest = result["visits"]["rest"]
     return "\n".join(
