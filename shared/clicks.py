@@ -14,7 +14,9 @@ BATCH_FIELD = b"b"
 CLICK_TOKEN_PREFIX = "nimct_"  # noqa: S105 - a public prefix, not a secret
 
 
-class ClickEvent(msgspec.Struct, array_like=True, frozen=True):
+# gc=False: only strings and numbers inside, so no cycles; the edge buffers thousands and
+# the garbage collector need not walk them.
+class ClickEvent(msgspec.Struct, array_like=True, frozen=True, gc=False):
     id: str  # UUIDv7 hex, minted by the edge: the idempotency key of the click
     ts_ms: int  # Unix milliseconds at the edge
     link_id: str

@@ -9,7 +9,9 @@ from __future__ import annotations
 import msgspec
 
 
-class LinkRecord(msgspec.Struct, array_like=True, frozen=True):
+# gc=False: its containers hold only strings and numbers, so it can never be part of a
+# cycle, and an edge caching 100,000 of them must not have every full collection walk them.
+class LinkRecord(msgspec.Struct, array_like=True, frozen=True, gc=False):
     link_id: str
     workspace_id: str
     domain_id: str
