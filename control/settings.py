@@ -26,6 +26,14 @@ class ControlSettings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_per_minute: int = 600  # per API key; 0 turns limits off
     ingest_batch: int = 10  # stream entries per read and shard; each carries up to ~1,000 clicks
     ingest_block_ms: int = 1000
+    # At a steady rate a read brings a few small entries: keep reading for up to this long
+    # (0: never) until a batch holds `ingest_batch_clicks`, so one transaction stores
+    # hundreds of clicks instead of one entry's (docs/adr/0012-ingest-adaptive-batching.md).
+    # It adds at most this much to the lag (budget: p99 <= 2 s).
+    ingest_linger_ms: int = 250
+    # A batch's worth: lingering stops at this many clicks, and a bigger read (a backlog)
+    # is stored in transactions of about this many.
+    ingest_batch_clicks: int = 20_000
     # An entry delivered more often than this (failing each time on its content) is moved
     # to the dead stream `clicks:dead` instead of being retried forever.
     ingest_max_deliveries: int = 5
@@ -96,6 +104,10 @@ class ControlSettings(msgspec.Struct, frozen=True, kw_only=True):
             problems.append("RICOCHET_CLICK_SHARDS must be between 1 and 256")
         if self.ingest_max_deliveries < 1:
             problems.append("RICOCHET_INGEST_MAX_DELIVERIES must be at least 1")
+        if not 0 <= self.ingest_linger_ms <= 1000:
+            problems.append("RICOCHET_INGEST_LINGER_MS must be between 0 and 1000")
+        if self.ingest_batch_clicks < 1:
+            problems.append("RICOCHET_INGEST_BATCH_CLICKS must be at least 1")
         if self.click_retention_days < 0:
             problems.append("RICOCHET_CLICK_RETENTION_DAYS must be 0 (keep all) or more")
         if self.broker_url and not self.broker_url.startswith(

@@ -4,34 +4,39 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections import Counter
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from control.clicks import partitions, rollups
-from control.clicks.models import Click, LinkStats
+from control.clicks.models import Click
 from control.db import table
 from control.domains.models import Domain
 from control.links.models import Link
 from control.workspaces.models import Workspace
 
 COLUMNS = [c.name for c in table(Click).columns]
-# COPY into a per-connection scratch table, then one INSERT ... SELECT that skips clicks
-# already stored: COPY avoids building (and having the driver parse) a 20,000-parameter
-# statement per batch, which capped ingest near 6,000 clicks/s.
+# COPY into a per-connection scratch table, then one statement that moves the clicks not
+# stored yet into `clicks` and advances the per-link totals and the hourly rollups by
+# exactly those. COPY avoids building (and having the driver parse) a 20,000-parameter
+# statement per batch, which capped ingest near 6,000 clicks/s; one statement instead of
+# four keeps a batch's round trips and plans few.
+# Sent as one simple query with the stage's creation. A batch's rollups are counted by
+# sorting ~9 rows per click: in 4 MB (the default) a backlog's batch would sort on disk.
 _STAGE = (
+    "SET LOCAL work_mem = '64MB'; "
     "CREATE TEMP TABLE IF NOT EXISTS clicks_stage "
     "(LIKE clicks INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
 _COPY = f"COPY clicks_stage ({', '.join(COLUMNS)}) FROM STDIN"
 _NAMES = ", ".join(COLUMNS)  # from our own model, never from input
 _MOVE = (
-    f"INSERT INTO clicks ({_NAMES}) SELECT {_NAMES} FROM clicks_stage "  # noqa: S608
+    f"WITH fresh AS (INSERT INTO clicks ({_NAMES}) SELECT {_NAMES} FROM clicks_stage "  # noqa: S608
+    f"ON CONFLICT DO NOTHING RETURNING id, {', '.join(rollups.READS)}),"
+    + rollups.CTES
     # Only the ids of rows really inserted come back; the rest of each row is in hand already.
-    "ON CONFLICT DO NOTHING RETURNING replace(id::text, '-', '')"
+    + " SELECT replace(id::text, '-', '') FROM fresh"
 )
 
 
@@ -54,25 +59,14 @@ async def store(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[dict[
                     await copy.write_row([row[c] for c in COLUMNS])
             await cur.execute(_MOVE)
             fresh = {r[0] for r in await cur.fetchall()}
-        inserted = []
-        for row in rows:  # once per id: a batch may carry the same click twice
-            if row["id"] in fresh:
-                fresh.discard(row["id"])
-                inserted.append(row)
     except Exception:
         partitions.forget()  # e.g. a partition dropped since: look at the catalog next time
         raise
-    per_link = Counter(r["link_id"] for r in inserted)
-    await rollups.apply(conn, inserted)
-    if per_link:
-        stmt = insert(LinkStats)
-        await conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[LinkStats.link_id],
-                set_={"clicks": LinkStats.clicks + stmt.excluded.clicks},
-            ),
-            [{"link_id": uuid.UUID(link), "clicks": n} for link, n in sorted(per_link.items())],
-        )
+    inserted = []
+    for row in rows:  # once per id: a batch may carry the same click twice
+        if row["id"] in fresh:
+            fresh.discard(row["id"])
+            inserted.append(row)
     return inserted
 
 
