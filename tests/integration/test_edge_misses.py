@@ -172,3 +172,19 @@ def test_a_scan_of_unknown_slugs_does_not_evict_cached_links(
             assert edge.get(f"/scan-{n}").status_code == 404
         # Then the hot link is still answered from the cache
         assert edge.get("/hot").status_code == 302
+
+
+def test_a_redis_that_forgot_its_scripts_still_answers(
+    control_settings: ControlSettings, store: redis.Redis, control: Control
+) -> None:
+    # Given a complete projection, and a Redis that lost its scripts (as after a restart)
+    store.hset(PROJECTION_MARKER, mapping={"seq": 1, "since": 1})
+    store.hset(link_key("sho.rt", "here"), mapping={"v": 1, "r": encode_link(RECORD)})
+    with _edge(control_settings, control) as edge:
+        assert edge.get("/first").status_code == 404
+        store.script_flush()
+
+        # When visitors come, then the edge loads its script again and answers as before
+        assert edge.get("/here").status_code == 302
+        assert edge.get("/second").status_code == 404
+    assert control.asked == []
