@@ -9,9 +9,14 @@ hot path.
 
 from __future__ import annotations
 
+import sys
 import time
 
+import msgspec
+
 from shared.records import LinkRecord
+
+SHARED_MAPS = 10_000  # distinct UTM maps shared between records; past it, kept as they come
 
 MISS = object()
 
@@ -26,6 +31,7 @@ class LocalCache:
         self.negative_size = negative_size
         self._data: dict[str, tuple[float, LinkRecord]] = {}
         self._absent: dict[str, float] = {}
+        self._maps: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
         # Bumped by every eviction: a look-up that straddled one must not cache what it read,
         # since it may have read the value the eviction was about.
         self.epoch = 0
@@ -56,7 +62,26 @@ class LocalCache:
         self._absent.pop(key, None)
         if key not in self._data and len(self._data) >= self.size:
             del self._data[next(iter(self._data))]
-        self._data[key] = (now + (self.ttl if ttl is None else ttl), record)
+        self._data[key] = (now + (self.ttl if ttl is None else ttl), self._compact(record))
+
+    def _compact(self, record: LinkRecord) -> LinkRecord:
+        """The same record, sharing what many records hold alike: a workspace's and a
+        domain's ids, and UTM maps (presets, campaigns). About 0.5 KB less per cached link,
+        paid once per miss, never per hit. The shared maps are never mutated: the edge only
+        reads records."""
+        utm = record.utm
+        if utm:
+            items = tuple(utm.items())
+            shared = self._maps.get(items)
+            if shared is None and len(self._maps) < SHARED_MAPS:
+                shared = self._maps[items] = utm
+            utm = shared or utm
+        return msgspec.structs.replace(
+            record,
+            workspace_id=sys.intern(record.workspace_id),
+            domain_id=sys.intern(record.domain_id),
+            utm=utm,
+        )
 
     def evict(self, key: str) -> None:
         self.epoch += 1

@@ -158,3 +158,50 @@ def test_every_eviction_and_clear_moves_the_epoch() -> None:
     cache.clear()
 
     assert cache.epoch == start + 2
+
+
+def test_cached_records_share_ids_and_utm_maps_yet_read_the_same() -> None:
+    # Given two records of one workspace and domain with equal UTM maps, built apart
+    # (as two decodes from Redis would build them)
+    def decoded(n: int) -> LinkRecord:
+        return LinkRecord(
+            f"lnk_{n}",
+            "".join(["ws_", "1"]),
+            "".join(["dom_", "1"]),
+            1,
+            f"https://brand.com/{n}",
+            utm={"source": "news", "campaign": "".join(["q", "2"])},
+        )
+
+    first, second = decoded(1), decoded(2)
+    assert first.workspace_id is not second.workspace_id
+    local = cache()
+
+    # When both are cached
+    local.put("l:a/1", first)
+    local.put("l:a/2", second)
+    one, two = local.get("l:a/1"), local.get("l:a/2")
+
+    # Then they read exactly as given, and hold one copy of what they have alike
+    assert (one, two) == (first, second)
+    assert isinstance(one, LinkRecord)
+    assert isinstance(two, LinkRecord)
+    assert one.workspace_id is two.workspace_id
+    assert one.domain_id is two.domain_id
+    assert one.utm is two.utm
+
+
+def test_a_negative_flood_never_evicts_a_cached_link() -> None:
+    # Given a cached link in a cache far smaller than the flood of unknown keys to come
+    local = LocalCache(size=2, ttl=60.0, negative_ttl=60.0, negative_size=3)
+    local.put("l:a/hot", record())
+
+    # When many unknown keys are remembered as absent
+    for n in range(100):
+        local.put(f"l:a/nope-{n}", None)
+
+    # Then the link is still there, and the absent ones are bounded on their own
+    assert local.get("l:a/hot") == record()
+    assert local.absent == 3
+    assert local.get("l:a/nope-99") is None
+    assert local.get("l:a/nope-0") is MISS
