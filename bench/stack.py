@@ -17,11 +17,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
 
+import httpx2 as httpx
 import psutil
 
 from ricochet import procs
@@ -180,8 +182,6 @@ def parse_edge_metrics(text: str) -> dict[str, float]:
 
 def edge_metrics(edge_url: str) -> dict[str, float]:
     """The edge's counters (summed over its workers); empty when it does not answer."""
-    import httpx2 as httpx
-
     try:
         return parse_edge_metrics(httpx.get(f"{edge_url}/_/metrics", timeout=5).text)
     except httpx.HTTPError:
@@ -208,3 +208,104 @@ def wait_stored(database_url: str, link_ids: list[str], expected: float, timeout
         time.sleep(0.25)
         stored = stored_clicks(database_url, link_ids)
     return stored
+
+
+def cpu_of(pids: set[int]) -> float:
+    """CPU seconds used so far by these processes (those gone since count as nothing)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system
+    return total
+
+
+class HotLinkStack:
+    """A `ricochet up` of the bench's own with one link (`slug`) for a generator to hammer:
+    the ceiling's full-stack row. Its edge answers while ingest stores the clicks it
+    captures (in PostgreSQL, through the real consumer), relay, control and worker beside
+    them, as on a box a user runs the whole system on.
+    """
+
+    def __init__(self, workers: int, slug: str, drain_timeout_s: float) -> None:
+        self.local = LocalStack({"RICOCHET_EDGE_WORKERS": str(workers)})
+        self.slug = slug
+        self.drain_timeout_s = drain_timeout_s
+        self.link_id = ""
+        self.host = ""
+        self.edge_url = ""
+        self.database_url = ""
+        self.stored_mark = 0.0  # clicks stored at the end of the last drain
+
+    def __enter__(self) -> HotLinkStack:
+        target = self.local.__enter__()
+        try:
+            assert target.database_url is not None
+            self.edge_url, self.database_url = target.edge_url, target.database_url
+            response = httpx.post(
+                f"{target.control_url}/api/v1/links",
+                json={"destination": "https://example.com/landing", "slug": self.slug},
+                headers=target.auth,
+                timeout=30,
+            )
+            if response.status_code != 201:
+                raise RuntimeError(f"creating the hot link: {response.status_code} {response.text}")
+            link = response.json()
+            self.link_id, self.host = link["id"], host_of(link["short_url"])
+            # The relay projects it after commit: HEAD (no click) until the edge answers it.
+            deadline = time.monotonic() + 30
+            while True:
+                head = httpx.head(self.url, headers={"host": self.host})
+                if head.status_code == 302:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the hot link never reached the edge: {head.status_code}")
+                time.sleep(0.1)
+        except BaseException:
+            self.local.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.local.__exit__(None, None, None)
+
+    @property
+    def url(self) -> str:
+        return f"{self.edge_url}/{self.slug}"
+
+    def edge_pids(self) -> set[int]:
+        return self.local.pids()["edge"]
+
+    def pipeline_cpu(self) -> float:
+        """CPU seconds so far of what stores clicks: ingest and PostgreSQL."""
+        roles = self.local.pids()
+        return cpu_of(roles["ingest"] | roles["postgres"])
+
+    def clicks(self) -> dict[str, float]:
+        """The edge's click counters and the rows PostgreSQL holds for the hot link."""
+        metrics = edge_metrics(self.edge_url)
+        return {
+            "captured": metrics.get("clicks_captured", 0.0),
+            "dropped": metrics.get("clicks_dropped", 0.0),
+            "stored": float(stored_clicks(self.database_url, [self.link_id])),
+        }
+
+    def drain(self, say: Callable[[str], None]) -> dict[str, float]:
+        """Wait until PostgreSQL holds every click the edge captured (or time runs out);
+        what the round left behind, and how many clicks were stored since the last drain."""
+        started = time.monotonic()
+        first = now = self.clicks()
+        while now["stored"] < now["captured"] and time.monotonic() - started < self.drain_timeout_s:
+            time.sleep(0.25)
+            now = self.clicks()
+        if now["stored"] < now["captured"]:
+            say(f"  full stack: {now['captured'] - now['stored']:,.0f} clicks still not stored")
+        round_clicks, self.stored_mark = now["stored"] - self.stored_mark, now["stored"]
+        return {
+            "drain_s": time.monotonic() - started,
+            "backlog_at_end": max(0.0, first["captured"] - first["stored"]),
+            "round_clicks": round_clicks,
+            "not_stored": now["captured"] - now["stored"],
+        }

@@ -123,7 +123,12 @@ def _round(rps: float, **extra: float) -> dict[str, float]:
 
 
 def _ceiling_rounds(full_stack_rps: list[float]) -> dict[str, list[dict[str, float]]]:
-    full = {"pipeline_cpu_us_per_click": 40.0, "drain_s": 2.0, "round_clicks": 1e5}
+    full = {
+        "pipeline_cpu_us_per_click": 40.0,
+        "drain_s": 2.0,
+        "round_clicks": 1e5,
+        "stack_cpu_us_per_request": 80.0,
+    }
     return {
         "bare": [_round(50_000), _round(60_000), _round(55_000)],
         "edge_capture_on": [_round(36_000)] * 3,
@@ -138,6 +143,7 @@ def test_the_full_stack_row_is_a_median_ratio_to_the_bare_app_of_the_same_run() 
     )
     assert result["ratio_full_stack"] == pytest.approx(22_000 / 55_000)
     assert result["servers"][ceiling.FULL_STACK]["pipeline_cpu_us_per_click"] == 40.0
+    assert result["cpu_ratio_full_stack"] == pytest.approx((1e6 / 55_000) / 80.0)
     result["full_stack_clicks"] = {"captured": 10.0, "stored": 10.0, "dropped": 0.0}
     found = {c.name: c for c in ceiling.checks(result, budgets.load()["ceiling"])}
     assert found["full stack / bare"].verdict == "MISSED"
@@ -246,3 +252,15 @@ def test_bench_memory_and_the_ceilings_full_stack_row_are_commands() -> None:
     assert "--full-stack / --no-full-stack" in ceiling_help.output
     redirect_help = runner.invoke(main, ["bench", "redirect", "--help"])
     assert "--ceiling-full-stack" in redirect_help.output
+
+
+def test_ratios_are_not_judged_when_the_bare_app_was_not_the_bottleneck() -> None:
+    rounds = _ceiling_rounds([10_000] * 3)
+    for r in rounds["bare"]:
+        r["server_cpu"] = 0.6  # wrk had its core, the bare app did not get the other
+    result = ceiling.summarise(ceiling.Config(), "wrk", rounds, {})
+    result["full_stack_clicks"] = {"captured": 10.0, "stored": 10.0, "dropped": 0.0}
+    found = {c.name: c for c in ceiling.checks(result, budgets.load()["ceiling"])}
+    assert found["full stack / bare"].verdict == "not judged"
+    assert "short of CPU" in found["full stack / bare"].note
+    assert "CPU-bound, full stack / bare" in ceiling.render(result)
