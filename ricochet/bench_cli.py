@@ -382,6 +382,53 @@ def bench_memory(links: int | None, concurrency: int, profile: str, results_dir:
     sys.exit(memory.run(cfg, click.echo))
 
 
+@bench.command("flood")
+@click.option(
+    "--slugs",
+    type=click.IntRange(1),
+    default=20_000,
+    show_default=True,
+    help="Distinct unknown slugs in the scan.",
+)
+@click.option(
+    "--hosts",
+    type=click.IntRange(0),
+    default=2_000,
+    show_default=True,
+    help="Random unknown Host names in the scan.",
+)
+@click.option(
+    "--flood-rate",
+    type=click.FloatRange(min=1),
+    default=2000.0,
+    show_default=True,
+    help="Scan requests a second.",
+)
+@click.option(
+    "--visit-rate",
+    type=click.FloatRange(min=1),
+    default=400.0,
+    show_default=True,
+    help="Visitors' requests a second to known links, throughout.",
+)
+@target_options
+def bench_flood(**kw: Any) -> None:
+    """A scan of unknown slugs and hosts while visitors follow links, then FLUSHALL."""
+    _need_bench()
+    from bench import flood
+
+    if kw["edge_url"] or kw["control_url"]:
+        raise click.UsageError("the flood bench needs --dev-json (it flushes that Redis)")
+    cfg = flood.Config(
+        slugs=kw["slugs"],
+        hosts=kw["hosts"],
+        flood_rate=kw["flood_rate"],
+        visit_rate=kw["visit_rate"],
+        **_common(kw, urls=False),
+    )
+    sys.exit(flood.run(cfg, click.echo))
+
+
 @bench.command("ingest")
 @click.option(
     "--clicks",
