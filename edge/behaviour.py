@@ -89,6 +89,48 @@ def finish(
     """The final Location and whether the click token went into it."""
     if not needs_rewrite(record, forwarded):
         return url, False
+    if record.forward_query and forwarded:
+        return rewrite(url, record, forwarded, click_id)  # depends on this visitor's query
+    key = (record.link_id, record.version, url)
+    memo = _LOCATIONS.get(key)
+    if memo is None:
+        memo = _template(url, record)
+        if memo is None:
+            return rewrite(url, record, forwarded, click_id)
+        if len(_LOCATIONS) >= LOCATIONS_KEPT:
+            del _LOCATIONS[next(iter(_LOCATIONS))]
+        _LOCATIONS[key] = memo
+    head, tail = memo
+    if tail is None:
+        return head, False
+    return head + click_id + tail, True
+
+
+# Parsing and re-encoding a destination's query per redirect cost more than the rest of the
+# redirect together. For a visitor query that does not matter, the result depends only on
+# the link's version and the chosen URL: keep it, as text around the click id's place.
+LOCATIONS_KEPT = 20_000
+_LOCATIONS: dict[tuple[str, int, str], tuple[str, str | None]] = {}
+# A stand-in click id: letters, so URL encoding leaves it as is, as it leaves a hex id.
+_PLACE = "CLICKIDPLACEHOLDERQZX"
+
+
+def _template(url: str, record: LinkRecord) -> tuple[str, str | None] | None:
+    """(head, tail): the Location is head + click id + tail; tail None when no id goes in.
+    None when that cannot be said (the destination itself holds the stand-in)."""
+    if _PLACE in url:
+        return None
+    location, tracked = rewrite(url, record, [], _PLACE)
+    if not tracked:
+        return location, None
+    head, _, tail = location.partition(_PLACE)
+    return head, tail
+
+
+def rewrite(
+    url: str, record: LinkRecord, forwarded: list[tuple[str, str]], click_id: str
+) -> tuple[str, bool]:
+    """`finish` done the long way: parse, merge, encode."""
     parts = urlsplit(url)
     own = parse_qsl(parts.query, keep_blank_values=True)
     if is_signed(own):
