@@ -10,7 +10,6 @@ written (disk full) and the in-memory bound is reached are events dropped, and c
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -49,7 +48,10 @@ class ClickCapture:
         self.redis_down = False
         self._next_probe = 0.0
         self._shard = random.randrange(shards)
-        self._full = asyncio.Event()
+        # Resolved by the flush timer or by a full buffer, whichever comes first: a bare
+        # future and a timer handle cost a fraction of wait_for(Event.wait()) (a task, a
+        # timeout, two futures), which ran twenty times a second.
+        self._wake: asyncio.Future[None] | None = None
         self.stopping = False  # set at shutdown, before the task is cancelled
 
     def record(self, event: ClickEvent) -> None:
@@ -59,7 +61,9 @@ class ClickCapture:
         self.buffer.append(event)
         self.counters.clicks_captured += 1
         if len(self.buffer) >= self.batch:
-            self._full.set()
+            wake = self._wake
+            if wake is not None and not wake.done():
+                wake.set_result(None)
 
     async def _xadd(self, payload: bytes) -> None:
         shard = self._shard
@@ -130,12 +134,17 @@ class ClickCapture:
 
     async def run(self) -> None:
         self.spool.orphans_of_dead()
-        # Not `while True`: on Python 3.11 a cancel that races wait_for's timeout can be
-        # swallowed, and the loop must still end (within one interval) when shutting down.
+        # Not `while True`: the loop must end (within one interval) when shutting down.
+        loop = asyncio.get_running_loop()
         while not self.stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._full.wait(), self.interval)
-            self._full.clear()
+            if len(self.buffer) < self.batch:
+                wake = self._wake = loop.create_future()
+                timer = loop.call_later(self.interval, _resolve, wake)
+                try:
+                    await wake
+                finally:
+                    timer.cancel()
+                    self._wake = None
             await self.recover()
             await self.flush()
 
@@ -147,3 +156,8 @@ class ClickCapture:
             log.error("shutdown: %d click events could not be written anywhere", len(self.buffer))
             self.buffer.clear()
         self.spool.close()
+
+
+def _resolve(wake: asyncio.Future[None]) -> None:
+    if not wake.done():
+        wake.set_result(None)
