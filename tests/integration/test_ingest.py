@@ -392,8 +392,12 @@ def test_two_ingest_processes_side_by_side_share_the_work_and_store_each_click_o
 
     import msgspec
 
-    # Two entries per read and shard, so neither consumer can take everything in one read.
-    settings = msgspec.structs.replace(control_settings, ingest_batch=2)
+    # Two entries per read and shard, and no lingering for more (which would let the first
+    # consumer to read take this whole small backlog into one batch, as it should), so
+    # neither consumer can take everything in one step.
+    settings = msgspec.structs.replace(
+        control_settings, ingest_batch=2, ingest_linger_ms=0, ingest_batch_clicks=200
+    )
     links = [str(uuid.uuid4()) for _ in range(5)]
     batches = [[_event(links[(b + i) % 5]) for i in range(100)] for b in range(40)]
 
