@@ -9,20 +9,19 @@ integrators come from bench/locust_integrators.py, and `ricochet bench redirect
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench import budgets, loadgen, report, seed
 from bench.budgets import Check
-from bench.stack import ROOT, LocalStack, Target
+from bench.stack import ROOT, Target, given_or_own
 
 Say = Callable[[str], None]
 PER_USER_RATE = 1.0  # one call a second per user: a slow answer stalls little of the rate
@@ -71,22 +70,12 @@ def table(part: dict[str, Any]) -> str:
     return report.table(["endpoint", *report.STATS_HEADERS], rows)
 
 
-@contextlib.contextmanager
-def _target(cfg: Config) -> Iterator[tuple[Target, LocalStack | None]]:
-    if cfg.target is not None:
-        yield cfg.target, None
-        return
-    stack = LocalStack(cfg.settings)
-    with stack as target:
-        yield target, stack
-
-
 def run(cfg: Config, say: Say = print) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="ricochet-bench-api-"))
     result: dict[str, Any] = {}
     say("starting the stack ..." if cfg.target is None else "using the given stack ...")
     try:
-        with _target(cfg) as (target, stack):
+        with given_or_own(cfg.target, cfg.settings) as (target, stack):
             seeded = seed.seed_links(target, cfg.links)
             links_file = seeded.save(workdir / "links.json")
             say(

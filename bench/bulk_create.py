@@ -7,12 +7,11 @@ of seed 001's campaign matrix). Budget (../shared/design.md): 1,000 links in one
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import httpx2 as httpx
 
 from bench import budgets, report, seed
 from bench.budgets import Check
-from bench.stack import LocalStack, Target
+from bench.stack import Target, given_or_own
 
 Say = Callable[[str], None]
 
@@ -34,16 +33,6 @@ class Config:
     settings: dict[str, str] = field(default_factory=dict)
     target: Target | None = None
     results_dir: Path = report.RESULTS_DIR
-
-
-@contextlib.contextmanager
-def _target(cfg: Config) -> Iterator[tuple[Target, LocalStack | None]]:
-    if cfg.target is not None:
-        yield cfg.target, None
-        return
-    stack = LocalStack(cfg.settings)
-    with stack as target:
-        yield target, stack
 
 
 def measure(target: Target, rounds: int, size: int, say: Say) -> list[float]:
@@ -67,7 +56,7 @@ def run(cfg: Config, say: Say = print) -> int:
     budget = budgets.load(cfg.profile)["bulk"]
     size = cfg.size or int(budget["size"])
     say("starting the stack ..." if cfg.target is None else "using the given stack ...")
-    with _target(cfg) as (target, stack):
+    with given_or_own(cfg.target, cfg.settings) as (target, stack):
         measure(target, 1, size, lambda _: None)  # warm-up: pools, caches, code paths
         watch = report.CpuWatch()
         watch.start()

@@ -17,12 +17,11 @@ latency is from sending to the answer's end.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ import httpx2 as httpx
 
 from bench import budgets, report
 from bench.budgets import Check
-from bench.stack import LocalStack, Target, parse_edge_metrics
+from bench.stack import LocalStack, Target, given_or_own, parse_edge_metrics
 
 Say = Callable[[str], None]
 KNOWN = 20
@@ -135,16 +134,6 @@ def _metric(http: httpx.Client, edge: str, name: str) -> float:
     return parse_edge_metrics(http.get(f"{edge}/_/metrics").text).get(name, 0.0)
 
 
-@contextlib.contextmanager
-def _target(cfg: Config) -> Iterator[tuple[Target, LocalStack | None]]:
-    if cfg.target is not None:
-        yield cfg.target, None
-        return
-    stack = LocalStack(cfg.settings)
-    with stack as target:
-        yield target, stack
-
-
 def _watched(stack: LocalStack | None, go: Callable[[], Phase]) -> Phase:
     """Run a phase, recording the CPU every part of the stack (and the generator) used."""
     watch = report.CpuWatch()
@@ -183,7 +172,10 @@ def _scan(
 
 def run(cfg: Config, say: Say = print) -> int:
     budget = budgets.load(cfg.profile)["flood"]
-    with _target(cfg) as (target, stack), httpx.Client(timeout=60, follow_redirects=False) as http:
+    with (
+        given_or_own(cfg.target, cfg.settings) as (target, stack),
+        httpx.Client(timeout=60, follow_redirects=False) as http,
+    ):
         redis_url = target.redis_url
         if not redis_url:
             raise SystemExit("bench flood needs the stack's Redis URL (dev.json redis_url)")

@@ -42,7 +42,7 @@ import psutil
 
 from bench import budgets, report
 from bench.budgets import Check
-from bench.stack import LocalStack, Target
+from bench.stack import LocalStack, Target, given_or_own
 
 Say = Callable[[str], None]
 AGENTS = [
@@ -383,14 +383,10 @@ async def _measure(
 
 @contextlib.contextmanager
 def _target(cfg: Config) -> Iterator[tuple[Target, LocalStack | None]]:
-    if cfg.target is not None:
-        if not (cfg.target.database_url and cfg.target.redis_url):
-            raise SystemExit("the ingest bench needs --dev-json with database_url and redis_url")
-        yield cfg.target, None
-        return
-    stack = LocalStack(cfg.settings)
-    with stack as target:
-        yield target, stack
+    if cfg.target is not None and not (cfg.target.database_url and cfg.target.redis_url):
+        raise SystemExit("the ingest bench needs --dev-json with database_url and redis_url")
+    with given_or_own(cfg.target, cfg.settings) as pair:
+        yield pair
 
 
 def run(cfg: Config, say: Say = print) -> int:

@@ -9,6 +9,7 @@ is killed outright (procs.spawn asks the kernel for that).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -151,6 +152,20 @@ class LocalStack:
         for log in sorted((self.home / "home" / "logs").glob("*.log")):
             parts.append(f"--- {log.name}\n{procs.tail(log, 15)}")
         return "\n".join(parts)
+
+
+@contextlib.contextmanager
+def given_or_own(
+    target: Target | None, settings: dict[str, str]
+) -> Iterator[tuple[Target, LocalStack | None]]:
+    """The system a bench was pointed at, or else a `ricochet up` of its own for the block
+    (then also answered, for its process ids)."""
+    if target is not None:
+        yield target, None
+        return
+    stack = LocalStack(settings)
+    with stack as own:
+        yield own, stack
 
 
 def _descendant_pids(proc: psutil.Process) -> set[int]:

@@ -24,13 +24,12 @@ Duplicates (at-least-once) are counted apart.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ import httpx2 as httpx
 
 from bench import budgets, report, seed
 from bench.budgets import Check
-from bench.stack import ROOT, LocalStack, Target, bench_env
+from bench.stack import ROOT, Target, bench_env, given_or_own
 from ricochet import procs
 
 Say = Callable[[str], None]
@@ -228,16 +227,6 @@ def _drain(http: httpx.Client, target: Target, receiver: Receiver, run_id: str) 
     return min(a[0] for a in got) - started if got else time.time() - started
 
 
-@contextlib.contextmanager
-def _target(cfg: Config) -> Iterator[tuple[Target, LocalStack | None]]:
-    if cfg.target is not None:
-        yield cfg.target, None
-        return
-    stack = LocalStack(cfg.settings)
-    with stack as target:
-        yield target, stack
-
-
 def run(cfg: Config, say: Say = print) -> int:
     import shutil
     import tempfile
@@ -248,7 +237,10 @@ def run(cfg: Config, say: Say = print) -> int:
     result: dict[str, Any] = {}
     say("starting the stack ..." if cfg.target is None else "using the given stack ...")
     try:
-        with _target(cfg) as (target, stack), httpx.Client(timeout=120) as http:
+        with (
+            given_or_own(cfg.target, cfg.settings) as (target, stack),
+            httpx.Client(timeout=120) as http,
+        ):
             receiver = Receiver(workdir)
             try:
                 hook = http.post(
