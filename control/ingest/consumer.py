@@ -103,6 +103,7 @@ class Ingest:
         self.streams = click_streams(settings.click_shards)
         self.metrics = IngestMetrics()
         self._last_claim = 0.0
+        self._unfinished = False  # a step failed: entries it read may be pending unacked
         self._stop: asyncio.Event | None = None  # set by `run`: stop lingering at once
 
     @property
@@ -387,6 +388,12 @@ class Ingest:
             self._last_claim = time.monotonic()
             await self.claim_abandoned()
             await self.trim()
+        if self._unfinished:
+            # A step failed after reading (Redis or PostgreSQL went away mid-linger): what
+            # it read is pending under our name. Finish it now, not when XAUTOCLAIM finds it
+            # idle a minute later.
+            await self.recover_own_pending()
+            self._unfinished = False
         read = await self.read()
         return await self.process_read(read) if read else 0
 
@@ -413,6 +420,7 @@ class Ingest:
                         await self.ensure_groups()
                     continue
                 log.exception("ingest step failed; retrying")
+                self._unfinished = True
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
             finally:

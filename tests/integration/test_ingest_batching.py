@@ -261,3 +261,49 @@ def test_a_crash_while_lingering_leaves_the_entries_pending_for_a_restart(
     assert (before, held) == (0, 1)  # read, not stored: it stayed pending
     assert (recovered, left) == (11, 0)
     assert _sql(settings, "SELECT count(*), count(DISTINCT id) FROM clicks") == [(11, 11)]
+
+
+def test_clicks_read_by_a_step_that_failed_are_stored_by_the_next_not_a_minute_later(
+    control_settings: ControlSettings,
+) -> None:
+    # Given clicks on the streams, and an ingest whose first step fails after reading them
+    # (as when Redis goes away while it lingers for more)
+    settings = _lingering(control_settings, ingest_linger_ms=0)
+    link, workspace = str(uuid.uuid4()), str(uuid.uuid4())
+
+    async def go() -> tuple[int, float]:
+        async with resources(settings) as (engine, redis):
+            ingest = Ingest(settings, engine, redis, "flaky")
+            await ingest.ensure_groups()
+            for shard in range(settings.click_shards):
+                batch = [_event(link, workspace, n) for n in range(50)]
+                await redis.xadd(click_stream(shard), {BATCH_FIELD: encode_batch(batch)})
+            real = ingest.process_read
+            failures = 0
+
+            async def fail_once(read: object, **kw: bool) -> int:
+                nonlocal failures
+                if failures == 0:
+                    failures += 1
+                    raise ConnectionError("Redis went away")  # after the read: now pending
+                return await real(read, **kw)  # type: ignore[arg-type]
+
+            ingest.process_read = fail_once  # type: ignore[method-assign]
+            stop = asyncio.Event()
+            started = time.monotonic()
+            task = asyncio.create_task(ingest.run(stop))
+            # When it keeps running; then every click is stored within seconds
+            for _ in range(300):  # 15 s at most
+                if ingest.stored >= 200:
+                    break
+                await asyncio.sleep(0.05)
+            took = time.monotonic() - started
+            stop.set()
+            await task
+            return ingest.stored, took
+
+    stored, took = run(go())
+
+    assert stored == 200
+    assert took < 10  # XAUTOCLAIM would only take them back after 60 s idle
+    assert _sql(settings, "SELECT count(*) FROM clicks") == [(200,)]
