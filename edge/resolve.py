@@ -37,7 +37,7 @@ local r = redis.call('HGET', KEYS[1], 'r')
 if r then return r end
 return redis.call('EXISTS', KEYS[2])
 """
-_READ_SHA = hashlib.sha1(_READ.encode()).hexdigest()  # noqa: S324 - Redis names scripts so
+_READ_SHA = hashlib.sha1(_READ.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
 
 
 class Unavailable(Exception):
@@ -115,15 +115,12 @@ class Resolver:
     async def _read(self, key: str) -> bytes | int:
         """EVALSHA by hand: redis-py's Script and pipelines cost 2x the CPU of one command,
         and under a scan this runs for every request."""
+        command = ("EVALSHA", _READ_SHA, 2, key, PROJECTION_MARKER)
         try:
-            return await self.redis.execute_command(  # type: ignore[no-any-return,no-untyped-call]
-                "EVALSHA", _READ_SHA, 2, key, PROJECTION_MARKER
-            )
+            return await self.redis.execute_command(*command)  # type: ignore[no-any-return,no-untyped-call]
         except NoScriptError:  # a restarted Redis, or the first call: load it, once
             await self.redis.script_load(_READ)
-            return await self.redis.execute_command(  # type: ignore[no-any-return,no-untyped-call]
-                "EVALSHA", _READ_SHA, 2, key, PROJECTION_MARKER
-            )
+            return await self.redis.execute_command(*command)  # type: ignore[no-any-return,no-untyped-call]
 
     def domain(self, host: str) -> str:
         """The domain a (normalised) Host names: itself, or the one it is an alias of."""

@@ -8,6 +8,16 @@ from edge.visitor import parse_networks
 from shared.hosts import normalise_host, valid_host
 from shared.settings import load_settings
 
+# Settings that are gone but still read, so a deployment setting one stops at start, told
+# what replaced it, instead of silently behaving differently.
+_RETIRED = {
+    "fallback_to_default_domain": "RICOCHET_FALLBACK_TO_DEFAULT_DOMAIN is replaced by "
+    "RICOCHET_DEFAULT_DOMAIN_ALIASES (the other names of the default domain, e.g. "
+    "127.0.0.1,localhost)",
+    "trusted_proxy_hops": "RICOCHET_TRUSTED_PROXY_HOPS is replaced by RICOCHET_TRUSTED_PROXIES"
+    " (the CIDRs of your proxies)",
+}
+
 
 class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     redis_url: str
@@ -70,11 +80,7 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
             problems.append("RICOCHET_CONTROL_LOOKUPS_PER_S must be positive")
         if self.control_lookup_concurrency < 1:
             problems.append("RICOCHET_CONTROL_LOOKUP_CONCURRENCY must be 1 or more")
-        if self.fallback_to_default_domain:
-            problems.append(
-                "RICOCHET_FALLBACK_TO_DEFAULT_DOMAIN is replaced by RICOCHET_DEFAULT_DOMAIN_ALIASES"
-                " (the other names of the default domain, e.g. 127.0.0.1,localhost)"
-            )
+        problems += [message for name, message in _RETIRED.items() if getattr(self, name)]
         problems += [
             f"RICOCHET_DEFAULT_DOMAIN_ALIASES: {name!r} is not a host name"
             for name in self.aliases()
@@ -86,11 +92,6 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
             problems.append("RICOCHET_EDGE_SECRET must be at least 32 characters")
         if self.password_attempts < 1:
             problems.append("RICOCHET_PASSWORD_ATTEMPTS must be 1 or more")
-        if self.trusted_proxy_hops:
-            problems.append(
-                "RICOCHET_TRUSTED_PROXY_HOPS is replaced by RICOCHET_TRUSTED_PROXIES"
-                " (the CIDRs of your proxies)"
-            )
         problems += parse_networks(self.trusted_proxies)[1]
         return problems
 

@@ -81,6 +81,37 @@ class Up:
         return self.proc.wait(timeout)
 
 
+def spawn_edge(
+    redis_url: str, spool_dir: Path, settings: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], int]:
+    """A real `ricochet edge` with two Granian workers on a free port, listening, with only
+    these RICOCHET_* settings (none of this environment's)."""
+    from ricochet import procs
+
+    port = procs.free_port(None)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RICOCHET_")}
+    env.update(
+        {
+            "RICOCHET_REDIS_URL": redis_url,
+            "RICOCHET_EDGE_PORT": str(port),
+            "RICOCHET_EDGE_WORKERS": "2",
+            "RICOCHET_SPOOL_DIR": str(spool_dir),
+            **settings,
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ricochet", "edge"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    if not procs.wait_port(port, time.monotonic() + 30, proc):
+        proc.kill()
+        proc.wait(10)
+        raise AssertionError("the edge never listened")
+    return proc, port
+
+
 def wait_gone(processes: list[psutil.Process], timeout: float = 30) -> list[psutil.Process]:
     _, alive = psutil.wait_procs(processes, timeout=timeout)
     return [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx2 as httpx
 import redis
 
-from ricochet import procs
 from ricochet.embedded import EmbeddedRedis
 from shared.clicks import BATCH_FIELD, decode_batch
 from shared.keys import click_streams, link_key
 from shared.records import LinkRecord, encode_link
+from tests.e2e.conftest import spawn_edge
 
 
 def _metric(text: str, name: str) -> float:
@@ -34,28 +31,17 @@ def test_two_workers_report_one_sum_and_drain_every_click_on_sigterm(tmp_path: P
         "00000000-0000-4000-8000-000000000002", "ws", "dom", 1, "https://example.com/"
     )
     client.hset(link_key("localhost", "w"), mapping={"v": 1, "r": encode_link(record)})
-    port = procs.free_port(None)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RICOCHET_")}
-    env.update(
+    proc, port = spawn_edge(
+        url,
+        tmp_path / "spool",
         {
-            "RICOCHET_REDIS_URL": url,
-            "RICOCHET_EDGE_PORT": str(port),
-            "RICOCHET_EDGE_WORKERS": "2",
-            "RICOCHET_SPOOL_DIR": str(tmp_path / "spool"),
             # Long flush interval and big batches: the clicks are still in memory at
             # SIGTERM, so the drain is what must deliver them.
             "RICOCHET_CAPTURE_FLUSH_MS": "60000",
             "RICOCHET_CAPTURE_BATCH": "100000",
-        }
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ricochet", "edge"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        },
     )
     try:
-        assert procs.wait_port(port, time.monotonic() + 30, proc)
         time.sleep(1.0)  # both workers up
         base = f"http://127.0.0.1:{port}"
         for _ in range(60):

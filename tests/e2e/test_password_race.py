@@ -7,12 +7,10 @@ in verifies" is measured, not inferred from status codes.
 from __future__ import annotations
 
 import asyncio
-import os
 import select
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -25,10 +23,10 @@ import redis
 from argon2 import PasswordHasher
 
 from edge.password import MAX_FORM_BYTES, PREFIX_FACTOR
-from ricochet import procs
 from ricochet.embedded import EmbeddedRedis
 from shared.keys import link_key
 from shared.records import LinkRecord, encode_link
+from tests.e2e.conftest import spawn_edge
 
 LIMIT = 10
 FIFTY_MB = 50 * 1024 * 1024
@@ -76,29 +74,18 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     home = tmp_path_factory.mktemp("password-race")
     server = EmbeddedRedis(home / "redis", durable=False)
     url = server.start()
-    port = procs.free_port(None)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RICOCHET_")}
-    env.update(
+    proc, port = spawn_edge(
+        url,
+        home / "spool",
         {
-            "RICOCHET_REDIS_URL": url,
-            "RICOCHET_EDGE_PORT": str(port),
-            "RICOCHET_EDGE_WORKERS": "2",
-            "RICOCHET_SPOOL_DIR": str(home / "spool"),
             "RICOCHET_PASSWORD_ATTEMPTS": str(LIMIT),
             # The test talks to the edge from 127.0.0.1: that is the "proxy" whose
             # X-Forwarded-For is believed (the /64 test sends IPv6 visitors through it).
             "RICOCHET_TRUSTED_PROXIES": "127.0.0.0/8",
-        }
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ricochet", "edge"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        },
     )
     store = redis.Redis.from_url(url)
     try:
-        assert procs.wait_port(port, time.monotonic() + 30, proc)
         deadline = time.monotonic() + 10
         while len(psutil.Process(proc.pid).children()) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
